@@ -1,0 +1,126 @@
+# Postern: one non-recursive Makefile. Everything builds into $(BUILD) (build/ by default,
+# build-asan/ for `make asan`). Daemon directories hold their own sources; lib/ is linked
+# into every program as libpostern.a.
+
+BUILD    ?= build
+CC       ?= cc
+SAN      ?=
+PYTHON   ?= /usr/bin/python3
+
+MARIADB_CONFIG := $(shell command -v mariadb_config 2>/dev/null || command -v mysql_config 2>/dev/null)
+MARIADB_CFLAGS := $(if $(MARIADB_CONFIG),$(shell $(MARIADB_CONFIG) --cflags))
+MARIADB_LIBS   := $(if $(MARIADB_CONFIG),$(shell $(MARIADB_CONFIG) --libs),-lmariadb)
+
+WARN := -Wall -Wextra -Werror -Wformat=2 -Wformat-security -Wshadow -Wpointer-arith \
+	-Wcast-qual -Wstrict-prototypes -Wmissing-prototypes -Wvla -Wwrite-strings \
+	-Wimplicit-fallthrough -Wundef -Wold-style-definition -Wno-unused-parameter
+
+ifeq ($(SAN),1)
+OPT    := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+LDSAN  := -fsanitize=address,undefined
+else
+OPT    := -O2 -g -D_FORTIFY_SOURCE=2
+LDSAN  :=
+endif
+
+CFLAGS  ?=
+CPPFLAGS := -D_GNU_SOURCE -Ilib $(MARIADB_CFLAGS)
+ALL_CFLAGS := -std=gnu11 $(OPT) $(WARN) -fstack-protector-strong -fstack-clash-protection \
+	-fPIE -MMD -MP $(CFLAGS)
+ALL_LDFLAGS := -pie -Wl,-z,relro,-z,now -Wl,-z,noexecstack -Wl,--as-needed $(LDSAN) $(LDFLAGS)
+LIBS := -lssl -lcrypto $(MARIADB_LIBS) -lcrypt -lcap
+
+.PHONY: all asan check unit e2e deps demo clean tidy
+all:
+
+# ---- the shared library ------------------------------------------------------------------
+LIB_SRC := $(wildcard lib/*.c)
+LIB_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(LIB_SRC))
+LIBPOSTERN := $(BUILD)/libpostern.a
+
+$(LIBPOSTERN): $(LIB_OBJ)
+	@mkdir -p $(@D)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -c -o $@ $<
+
+# ---- programs: $(call prog,source-dir,binary-name) ---------------------------------------
+PROGS :=
+define prog
+$(BUILD)/$(2): $$(patsubst %.c,$(BUILD)/%.o,$$(wildcard $(1)/*.c)) $$(LIBPOSTERN)
+	$$(CC) $$(ALL_CFLAGS) $$(ALL_LDFLAGS) -o $$@ $$^ $$(LIBS)
+PROGS += $(BUILD)/$(2)
+endef
+
+$(eval $(call prog,master,postern-master))
+$(eval $(call prog,admin,postern))
+$(eval $(call prog,tests/testd,postern-testd))
+
+# ---- unit tests: every tests/unit/test_*.c is one program ---------------------------------
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNIT_BIN := $(patsubst %.c,$(BUILD)/%,$(UNIT_SRC))
+
+$(BUILD)/tests/unit/%: $(BUILD)/tests/unit/%.o $(LIBPOSTERN)
+	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+
+all: $(PROGS) $(UNIT_BIN)
+
+unit: $(UNIT_BIN)
+	@fail=0; for t in $(UNIT_BIN); do \
+		if ./$$t >$$t.log 2>&1; then echo "PASS $$t"; \
+		else echo "FAIL $$t"; cat $$t.log; fail=1; fi; \
+	done; exit $$fail
+
+e2e: all
+	$(PYTHON) -m pytest -q tests/e2e
+
+deps:
+	./scripts/deps.sh
+
+# check: the whole suite on a fresh machine. Sub-makes only sequence the steps, so that
+# mariadb_config exists before the flags are computed; the build itself stays one graph.
+check:
+	./scripts/deps.sh
+	$(MAKE) all
+	$(MAKE) unit
+	$(MAKE) asan
+	$(MAKE) e2e
+
+asan:
+	$(MAKE) BUILD=build-asan SAN=1 all
+	$(MAKE) BUILD=build-asan SAN=1 unit
+
+demo:
+	./scripts/deps.sh
+	$(MAKE) all
+	./scripts/demo.sh
+
+tidy:
+	clang-tidy $(LIB_SRC) -- $(CPPFLAGS) -std=gnu11
+
+clean:
+	rm -rf build build-asan
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+
+# ---- fuzzing (clang + libFuzzer) ---------------------------------------------------------
+# `make fuzz` builds the IPC decoder fuzzer; `make fuzz-run` runs it for 30 s on the seed
+# corpus tests/fuzz/corpus_ipc/ (read only: new inputs go to build/fuzz/corpus_ipc/, crash
+# files to build/fuzz/). UBSan findings abort, so they count as findings.
+FUZZ_CC  ?= clang
+FUZZ_SRC := tests/fuzz/fuzz_ipc.c $(wildcard lib/ipc*.c) lib/util.c lib/buf.c lib/log.c
+
+.PHONY: fuzz fuzz-run
+fuzz: build/fuzz/fuzz_ipc
+
+build/fuzz/fuzz_ipc: $(FUZZ_SRC) $(wildcard lib/*.h)
+	@mkdir -p $(@D)
+	$(FUZZ_CC) -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+		-D_GNU_SOURCE -Ilib $(FUZZ_SRC) -o $@
+
+fuzz-run: build/fuzz/fuzz_ipc
+	@mkdir -p build/fuzz/corpus_ipc
+	build/fuzz/fuzz_ipc -max_total_time=30 -artifact_prefix=build/fuzz/ \
+		build/fuzz/corpus_ipc tests/fuzz/corpus_ipc

@@ -1,0 +1,122 @@
+/*
+ * params.c: the declaration of every postern.conf parameter: name, type, default, range and
+ * one line of documentation. All Postern programs read the same file through this table, so a
+ * parameter meant for one daemon is never "unknown" to another. Names follow Postfix's
+ * main.cf where Postfix has the same setting.
+ *
+ * A default of NULL means "computed at load time" (see params_computed_default).
+ */
+#include "config.h"
+#include "params.h"
+
+#include <netdb.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "util.h"
+
+#define MS(s)	((long long)(s) * 1000LL)
+#define DAY	(86400LL * 1000LL)
+#define NOMAX	0x7fffffffffffffffLL
+
+/* Per-pool-service process limits: one line per service in the master's table. */
+#define SERVICE_LIMIT(svc) \
+	{ svc "_process_limit", CONF_INT, "$default_process_limit", 1, 100000, \
+	  "most processes of the " svc " service at once" }
+
+const struct conf_param conf_params[] = {
+	/* identity */
+	{ "myhostname", CONF_STR, NULL, 0, 0, "this host's fully qualified name" },
+	{ "mydomain", CONF_STR, NULL, 0, 0, "this host's domain (myhostname minus its first label)" },
+	{ "myorigin", CONF_STR, "$myhostname", 0, 0, "domain appended to locally posted mail" },
+	{ "mydestination", CONF_LIST, "$myhostname, localhost.$mydomain, localhost", 0, 0,
+	  "domains delivered to system users by local" },
+	{ "mynetworks", CONF_LIST, "127.0.0.0/8, [::1]/128", 0, 0,
+	  "clients allowed to relay without authentication" },
+
+	/* listeners: each a list of [address:]port; empty disables the service */
+	{ "inet_interfaces", CONF_LIST, "all", 0, 0,
+	  "addresses to listen on for listeners given as a bare port (all, loopback-only, list)" },
+	{ "smtp_listen", CONF_LIST, "25", 0, 0, "SMTP (MX) listeners" },
+	{ "submission_listen", CONF_LIST, "587", 0, 0, "submission (STARTTLS+AUTH) listeners" },
+	{ "smtps_listen", CONF_LIST, "465", 0, 0, "submission over implicit TLS listeners" },
+	{ "imap_listen", CONF_LIST, "143", 0, 0, "IMAP listeners" },
+	{ "imaps_listen", CONF_LIST, "993", 0, 0, "IMAP over implicit TLS listeners" },
+	{ "pop3_listen", CONF_LIST, "110", 0, 0, "POP3 listeners" },
+	{ "pop3s_listen", CONF_LIST, "995", 0, 0, "POP3 over implicit TLS listeners" },
+	{ "test_listen", CONF_LIST, "", 0, 0, "listeners of the built-in test service" },
+
+	/* places */
+	{ "config_directory", CONF_STR, "/etc/postern", 0, 0, "where postern.conf and sql.conf live" },
+	{ "spool_directory", CONF_STR, "/var/spool/postern", 0, 0,
+	  "queue, private sockets and the daemons' chroot" },
+	{ "daemon_directory", CONF_STR, "/usr/lib/postern", 0, 0, "where the daemon programs live" },
+	{ "virtual_mailbox_base", CONF_STR, "/var/mail/vhosts", 0, 0, "root of virtual mailboxes" },
+	{ "log_file", CONF_STR, "", 0, 0, "append log lines to this file instead of syslog" },
+
+	/* users */
+	{ "mail_owner", CONF_STR, "postern", 0, 0, "user of smtpd, smtp and the login processes" },
+	{ "queue_owner", CONF_STR, "postern-queue", 0, 0, "user of queue and qmgr" },
+	{ "auth_owner", CONF_STR, "postern-auth", 0, 0, "user of authd" },
+	{ "setgid_group", CONF_STR, "postern-drop", 0, 0, "group of sendmail's maildrop" },
+	{ "vmail_owner", CONF_STR, "vmail", 0, 0, "owner of virtual mailboxes" },
+	{ "daemon_chroot", CONF_BOOL, "yes", 0, 0,
+	  "chroot daemons into spool_directory (DESIGN.md §1)" },
+
+	/* TLS */
+	{ "tls_cert_file", CONF_STR, "$config_directory/cert.pem", 0, 0,
+	  "server certificate chain, PEM, leaf first" },
+	{ "tls_key_file", CONF_STR, "$config_directory/key.pem", 0, 0, "server private key, PEM" },
+
+	/* master: processes */
+	{ "default_process_limit", CONF_INT, "100", 1, 100000,
+	  "most processes of one pool service at once" },
+	SERVICE_LIMIT("smtp"), SERVICE_LIMIT("submission"), SERVICE_LIMIT("smtps"),
+	SERVICE_LIMIT("imap"), SERVICE_LIMIT("imaps"), SERVICE_LIMIT("pop3"),
+	SERVICE_LIMIT("pop3s"), SERVICE_LIMIT("test"),
+	{ "max_use", CONF_INT, "100", 1, 1000000,
+	  "connections a pool process serves before it exits" },
+	{ "max_idle", CONF_TIME, "100s", MS(1), DAY,
+	  "how long an idle pool process waits for a connection before it exits" },
+	{ "service_throttle_time", CONF_TIME, "60s", 100, DAY,
+	  "how long master waits before restarting a service that failed at start-up" },
+	{ "master_stop_timeout", CONF_TIME, "4s", 100, MS(60),
+	  "how long master waits for children on stop before killing them" },
+	{ "test_services", CONF_BOOL, "no", 0, 0,
+	  "run the built-in test services (for the test suite only)" },
+
+	{ NULL, CONF_STR, NULL, 0, 0, NULL },
+};
+
+/* Fully qualified host name: the kernel's name, completed through the resolver. */
+static void fqdn(char *out, size_t outlen)
+{
+	char host[256];
+	struct addrinfo hints = { .ai_flags = AI_CANONNAME }, *ai = NULL;
+
+	if (gethostname(host, sizeof(host)) < 0)
+		str_copy(host, sizeof(host), "localhost");
+	host[sizeof(host) - 1] = '\0';
+	if (strchr(host, '.') == NULL && getaddrinfo(host, NULL, &hints, &ai) == 0) {
+		if (ai && ai->ai_canonname && strchr(ai->ai_canonname, '.'))
+			str_copy(host, sizeof(host), ai->ai_canonname);
+		freeaddrinfo(ai);
+	}
+	str_copy(out, outlen, host);
+}
+
+int params_computed_default(const char *name, char *out, size_t outlen)
+{
+	char host[256];
+	const char *dot;
+
+	fqdn(host, sizeof(host));
+	if (strcmp(name, "myhostname") == 0)
+		return str_copy(out, outlen, host);
+	if (strcmp(name, "mydomain") == 0) {
+		dot = strchr(host, '.');
+		return str_copy(out, outlen, dot && dot[1] ? dot + 1 : "localdomain");
+	}
+	return -1;
+}

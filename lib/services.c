@@ -1,0 +1,39 @@
+/*
+ * services.c: the service table (see services.h).
+ *
+ * Until the real protocol daemons exist (issues 3-7), the inet listeners are served by
+ * postern-testd, a small honest test service: it greets with its own name and echoes lines.
+ * Each later daemon replaces its entries' command.
+ */
+#include "services.h"
+
+const struct service_def service_table[] = {
+	/* name          kind           command          args  user          root
+	 * caps  listen                limit                       socket  group  enable */
+	{ "smtp", SERVICE_POOL, "postern-testd", "", "mail_owner", ROOT_SPOOL,
+	  NULL, "smtp_listen", "smtp_process_limit", NULL, NULL, NULL },
+	{ "submission", SERVICE_POOL, "postern-testd", "", "mail_owner", ROOT_SPOOL,
+	  NULL, "submission_listen", "submission_process_limit", NULL, NULL, NULL },
+	{ "smtps", SERVICE_POOL, "postern-testd", "-t", "mail_owner", ROOT_SPOOL,
+	  NULL, "smtps_listen", "smtps_process_limit", NULL, NULL, NULL },
+	{ "imap", SERVICE_POOL, "postern-testd", "", "mail_owner", ROOT_EMPTY,
+	  NULL, "imap_listen", "imap_process_limit", NULL, NULL, NULL },
+	{ "imaps", SERVICE_POOL, "postern-testd", "-t", "mail_owner", ROOT_EMPTY,
+	  NULL, "imaps_listen", "imaps_process_limit", NULL, NULL, NULL },
+	{ "pop3", SERVICE_POOL, "postern-testd", "", "mail_owner", ROOT_EMPTY,
+	  NULL, "pop3_listen", "pop3_process_limit", NULL, NULL, NULL },
+	{ "pop3s", SERVICE_POOL, "postern-testd", "-t", "mail_owner", ROOT_EMPTY,
+	  NULL, "pop3s_listen", "pop3s_process_limit", NULL, NULL, NULL },
+
+	/* Test services: exercise a pool on its own port, a single daemon behind a private
+	 * socket, and the one privileged shape (uid 0 keeping only CAP_SETUID+CAP_SETGID)
+	 * that local will have. */
+	{ "test", SERVICE_POOL, "postern-testd", "", "mail_owner", ROOT_SPOOL,
+	  NULL, "test_listen", "test_process_limit", NULL, NULL, "test_services" },
+	{ "testd-single", SERVICE_SINGLE, "postern-testd", "-s", "queue_owner", ROOT_SPOOL,
+	  NULL, NULL, NULL, "testd", "mail_owner", "test_services" },
+	{ "testd-privileged", SERVICE_SINGLE, "postern-testd", "-s", "root", ROOT_NONE,
+	  "cap_setuid,cap_setgid", NULL, NULL, "testd-priv", "mail_owner", "test_services" },
+};
+
+const size_t service_table_len = sizeof(service_table) / sizeof(service_table[0]);
