@@ -103,7 +103,14 @@ int ipc_listen(const char *path, uid_t uid, gid_t gid, mode_t mode, int backlog)
 int ipc_connect(const char *path, int timeout_ms);
 /* Peer credentials of a connected UNIX socket. */
 int ipc_peercred(int sock, pid_t *pid, uid_t *uid, gid_t *gid);
-/* Is uid one of the NULL-terminated user names? (names resolved with getpwnam_r) */
-bool ipc_peer_allowed(uid_t uid, const char *const *users);
+/* Peer allow-lists. Names are resolved to uids once, at start-up and before any chroot
+ * (a chroot has no passwd file). init returns -1 if a name is unknown (it is left out). */
+#define IPC_MAX_ALLOW 16
+struct ipc_allow {
+	size_t n;
+	uid_t uid[IPC_MAX_ALLOW];
+};
+int ipc_allow_init(struct ipc_allow *a, const char *const *users);
+bool ipc_allow_check(const struct ipc_allow *a, uid_t uid);
 
 #endif

@@ -175,20 +175,23 @@ int ipc_peercred(int sock, pid_t *pid, uid_t *uid, gid_t *gid)
 	return 0;
 }
 
-/* Does user name resolve to uid? An unknown name matches nobody. */
-static bool user_has_uid(const char *name, uid_t uid)
+/* Resolve one user name to its uid; -1 if unknown or the lookup failed. */
+static int lookup_uid(const char *name, uid_t *uid)
 {
 	long hint = sysconf(_SC_GETPW_R_SIZE_MAX);
 	size_t size = hint > 0 ? (size_t)hint : 1024;
 
-	if (strcmp(name, "root") == 0)
-		return uid == 0;
+	if (strcmp(name, "root") == 0) {
+		*uid = 0;
+		return 0;
+	}
 	for (;;) {
 		struct passwd pw, *res = NULL;
 		char *buf = xmalloc(size);
 		int err = getpwnam_r(name, &pw, buf, size, &res);
-		bool match = err == 0 && res != NULL && res->pw_uid == uid;
 
+		if (err == 0 && res != NULL)
+			*uid = res->pw_uid;
 		free(buf);
 		if (err == ERANGE && size < PW_BUF_MAX) {
 			size *= 2;
@@ -196,14 +199,31 @@ static bool user_has_uid(const char *name, uid_t uid)
 		}
 		if (err != 0)
 			msg_warn("cannot look up user %s: %s", name, strerror(err));
-		return match;
+		return err == 0 && res != NULL ? 0 : -1;
 	}
 }
 
-bool ipc_peer_allowed(uid_t uid, const char *const *users)
+int ipc_allow_init(struct ipc_allow *a, const char *const *users)
 {
-	for (size_t i = 0; users[i] != NULL; i++)
-		if (user_has_uid(users[i], uid))
+	int missing = 0;
+
+	a->n = 0;
+	for (size_t i = 0; users[i] != NULL; i++) {
+		uid_t uid = 0;
+
+		if (a->n == IPC_MAX_ALLOW || lookup_uid(users[i], &uid) < 0) {
+			missing++;
+			continue;
+		}
+		a->uid[a->n++] = uid;
+	}
+	return missing ? -1 : 0;
+}
+
+bool ipc_allow_check(const struct ipc_allow *a, uid_t uid)
+{
+	for (size_t i = 0; i < a->n; i++)
+		if (a->uid[i] == uid)
 			return true;
 	return false;
 }

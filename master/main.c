@@ -190,9 +190,9 @@ int main(int argc, char **argv)
 	ev_signal_add(M.loop, SIGTERM, on_signal, NULL);
 	ev_signal_add(M.loop, SIGINT, on_signal, NULL);
 	start_services();
+	log_copy_to_stderr(0);
 	msg_info("daemon started -- version %s, configuration %s", POSTERN_VERSION, M.conf_path);
 	daemon_ready();
-	log_copy_to_stderr(0);
 	ev_run(M.loop);
 	msg_fatal("event loop ended unexpectedly");
 }

@@ -195,11 +195,11 @@ static void log_exit(const struct child *c, int status)
 	const char *prog = c->svc ? c->svc->argv[0] : c->def->command;
 
 	if (WIFSIGNALED(status))
-		msg_warn("process %s pid %d killed by signal %d", prog, (int)c->pid,
-			 WTERMSIG(status));
+		msg_warn("process %s pid %d killed by signal %d (service %s)", prog, (int)c->pid,
+			 WTERMSIG(status), c->def->name);
 	else if (WIFEXITED(status) && WEXITSTATUS(status) != 0)
-		msg_warn("process %s pid %d exit status %d", prog, (int)c->pid,
-			 WEXITSTATUS(status));
+		msg_warn("process %s pid %d exit status %d (service %s)", prog, (int)c->pid,
+			 WEXITSTATUS(status), c->def->name);
 }
 
 /* A child of a live service died: account for it and decide what comes next. */

@@ -55,7 +55,7 @@ Postern demo is running in $DIR (master pid $POSTERN_MASTER_PID).
   POP3:         127.0.0.1 port $POSTERN_POP3_PORT (STARTTLS)   POP3S: port $POSTERN_POP3S_PORT (TLS)
   Submission:   127.0.0.1 port $POSTERN_SUBMISSION_PORT (STARTTLS)   SMTPS: port $POSTERN_SMTPS_PORT (TLS)
   SMTP (MX):    127.0.0.1 port $POSTERN_SMTP_PORT
-  Certificate:  self-signed for localhost/127.0.0.1; trust $POSTERN_CA (the CA is $DIR/etc/cert.pem)
+  Certificate:  self-signed for localhost and 127.0.0.1; the CA to trust is $POSTERN_CA
   Log:          $POSTERN_LOG
   Database:     $REPO/tests/sandbox sql $DIR
   Stop:         $REPO/tests/sandbox stop $DIR

@@ -127,7 +127,12 @@ class ProcInfo:
                 status = f.read()
             with open(f"/proc/{pid}/cmdline", "rb") as f:
                 cmdline = [a.decode(errors="replace") for a in f.read().split(b"\0") if a]
+        except (FileNotFoundError, ProcessLookupError):
+            return None
+        try:
             root = os.readlink(f"/proc/{pid}/root")
+        except PermissionError:         # e.g. a PID 1 that even root may not ptrace-read
+            root = None
         except (FileNotFoundError, ProcessLookupError):
             return None
         self = cls()

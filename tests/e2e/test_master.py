@@ -18,7 +18,7 @@ import pytest
 
 import postern_ipc as ipc
 from conftest import (CLEAR_TEXT, IMPLICIT_TLS, SERVICES, ProcInfo, alive, children_of,
-                      finish_sandbox, gid_of, postern_check, processes_under, read_text,
+                      finish_sandbox, free_ports, gid_of, postern_check, processes_under, read_text,
                       service_children, start_sandbox, tls_context, uid_of, user_groups,
                       wait_until)
 
@@ -51,7 +51,7 @@ def expected_root(sandbox, rel):
     return "/" if rel == "/" else os.path.realpath(os.path.join(sandbox.spool, rel))
 
 
-def testd_socket(system, name="testd"):
+def private_socket(system, name="testd"):
     return os.path.join(system.spool, "private", name)
 
 
@@ -121,7 +121,7 @@ def test_killed_single_daemon_is_restarted(sandbox):
 
     def pings():
         try:
-            return ipc.ping(testd_socket(sandbox), "after restart")
+            return ipc.ping(private_socket(sandbox), "after restart")
         except OSError:
             return None
     reply = wait_until(pings, 8, interval=0.2, what="testd-single answering again")
@@ -197,8 +197,11 @@ def test_starttls_discards_pipelined_commands(sandbox, service):
 
 def test_overlong_line_is_refused(sandbox):
     with sandbox.connect("test") as c:
-        assert c.cmd("ECHO " + "y" * 900) == "y" * 900
-        c.send("ECHO " + "z" * 2000 + "\r\nPING\r\n")
+        # 1000 bytes with the CRLF: within the limit however it is counted.
+        assert c.cmd("ECHO " + "y" * 993) == "y" * 993
+        # 1001 bytes before the CRLF: over the limit however it is counted.
+        assert c.cmd("ECHO " + "y" * 996) == "ERR line too long"
+        c.send("ECHO " + "z" * 5000 + "\r\nPING\r\n")
         assert c.readline() == "ERR line too long"
         # The rest of the long line must be discarded, not parsed as a new command.
         nxt = c.readline()
@@ -211,7 +214,7 @@ def test_overlong_line_is_refused(sandbox):
                                                ("testd-priv", "testd-privileged", "root")])
 def test_ipc_ping(sandbox, name, service, user):
     pid = single_pid(sandbox, service)
-    with ipc.connect(testd_socket(sandbox, name)) as s:
+    with ipc.connect(private_socket(sandbox, name)) as s:
         for i, text in enumerate(["hello", "", "ünïcode and spaces"]):
             reply = ipc.call(s, ipc.TESTD_PING, {"text": text}, id_=1000 + i)
             assert reply is not None, "server closed the connection"
@@ -257,11 +260,14 @@ def ping_outcome(path):
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as other users")
-def test_ipc_peer_credentials_are_checked(sandbox):
-    path = testd_socket(sandbox)
-    assert run_as("postern", lambda: ping_outcome(path)) == \
-        f"status 0 uid {uid_of('postern-queue')}"
-    for user in ("postern-queue", "nobody"):
+@pytest.mark.parametrize("name,owner", [("testd", "postern-queue"), ("testd-priv", "root")])
+def test_ipc_peer_credentials_are_checked(sandbox, name, owner):
+    """Only root and postern may ask; everyone else is refused by SO_PEERCRED (PERMFAIL with
+    a reason) or cannot reach the socket at all."""
+    path = private_socket(sandbox, name)
+    assert ping_outcome(path) == f"status 0 uid {uid_of(owner)}"
+    assert run_as("postern", lambda: ping_outcome(path)) == f"status 0 uid {uid_of(owner)}"
+    for user in ("postern-queue", "postern-auth", "nobody"):
         out = run_as(user, lambda: ping_outcome(path))
         assert out == "denied by the file system" or \
             (out.startswith("PERMFAIL ") and out != "PERMFAIL None"), f"{user}: {out}"
@@ -290,11 +296,11 @@ def bad_frames():
 @pytest.mark.parametrize("what", list(bad_frames()))
 def test_ipc_malformed_frame_closes_connection(sandbox, what):
     before = single_pid(sandbox, "testd-single")
-    with ipc.connect(testd_socket(sandbox)) as s:
+    with ipc.connect(private_socket(sandbox)) as s:
         s.send(bad_frames()[what])
         assert ipc.wait_eof(s, 5), f"{what}: connection still open"
     # The daemon itself survives and still answers.
-    reply = ipc.ping(testd_socket(sandbox), "still there")
+    reply = ipc.ping(private_socket(sandbox), "still there")
     assert reply.status == ipc.OK and reply.get("pid") == before
 
 
@@ -398,6 +404,26 @@ def test_sighup_reload_keeps_live_connections(own_master):
         assert live.cmd("PING") == "PONG"
     assert m.master_pid == master and alive(master)
     single_pid(m, "testd-single")
+
+
+def test_sighup_applies_a_changed_listener(own_master):
+    m = own_master()
+    master = m.start()
+    old_port = m.ports["test"]
+    (new_port,) = free_ports(1)
+    m.ports["test"] = new_port
+    m.write_config()
+    os.kill(master, signal.SIGHUP)
+    m.wait_listener("test", timeout=5)
+
+    def old_port_closed():
+        try:
+            socket.create_connection(("127.0.0.1", old_port), timeout=1).close()
+            return False
+        except ConnectionRefusedError:
+            return True
+    wait_until(old_port_closed, 5, what=f"the old test port {old_port} to close")
+    assert m.master_pid == master and alive(master)
 
 
 def test_failing_service_is_throttled(own_master):

@@ -39,8 +39,10 @@ static void pre_drop(struct server *srv)
 
 	parse_service_args(srv);
 	srv->ctx = &T;
-	if (T.single)
+	if (T.single) {
+		testd_single_pre_drop(srv);
 		return;
+	}
 	T.tls = tls_server_new(conf_str(srv->cfg, "tls_cert_file"),
 			       conf_str(srv->cfg, "tls_key_file"), err, sizeof(err));
 	if (T.tls == NULL && T.implicit_tls)

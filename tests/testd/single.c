@@ -15,7 +15,7 @@
 #include "log.h"
 #include "util.h"
 
-static const char *allowed_users[3];
+static struct ipc_allow allowed;
 static const char *const ping_keys[] = { "text", NULL };
 
 static void answer(int fd, const struct ipc_msg *req, uid_t uid)
@@ -23,7 +23,7 @@ static void answer(int fd, const struct ipc_msg *req, uid_t uid)
 	static struct ipc_msg reply;
 	const char *text;
 
-	if (!ipc_peer_allowed(uid, allowed_users)) {
+	if (!ipc_allow_check(&allowed, uid)) {
 		ipc_reply_init(&reply, req, IPC_PERMFAIL);
 		ipc_put_str(&reply, "reason", "peer not allowed");
 		msg_warn("refused IPC request from uid %d", (int)uid);
@@ -88,13 +88,19 @@ static void on_signal(struct ev_loop *loop, int sig, void *arg)
 	ev_stop(loop);
 }
 
+/* Before the chroot: user names resolve only where /etc/passwd is. */
+void testd_single_pre_drop(struct server *srv)
+{
+	const char *users[] = { "root", conf_str(srv->cfg, "mail_owner"), NULL };
+
+	if (ipc_allow_init(&allowed, users) < 0)
+		msg_warn("some allowed IPC peers are unknown users");
+}
+
 int testd_run_single(struct server *srv)
 {
 	struct ev_loop *loop = ev_new();
 
-	allowed_users[0] = "root";
-	allowed_users[1] = conf_str(srv->cfg, "mail_owner");
-	allowed_users[2] = NULL;
 	for (int i = 0; i < srv->nlisten; i++)
 		ev_fd_add(loop, srv->listen_fd[i], POLLIN, on_accept, NULL);
 	ev_signal_add(loop, SIGTERM, on_signal, NULL);

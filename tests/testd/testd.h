@@ -23,6 +23,7 @@ struct testd {
 void testd_serve_client(struct server *srv, int fd, int listener, const struct sockaddr *peer,
 			socklen_t peerlen);
 /* single.c */
+void testd_single_pre_drop(struct server *srv);
 int testd_run_single(struct server *srv);
 
 #endif

@@ -608,12 +608,17 @@ static void test_peercred(void)
 	close(sv[1]);
 	T_CHECK(ipc_peercred(-1, &pid, &uid, &gid) == -1);
 
-	T_CHECK(ipc_peer_allowed(0, root));
-	T_CHECK(!ipc_peer_allowed(54321, root));
-	T_CHECK(!ipc_peer_allowed(0, nobody_known));
-	T_CHECK(!ipc_peer_allowed(getuid(), nobody_known));
-	T_CHECK(pw != NULL && ipc_peer_allowed(getuid(), mine));
-	T_CHECK(!ipc_peer_allowed(getuid() + 1, mine));
+	struct ipc_allow a;
+
+	T_EQ_INT(ipc_allow_init(&a, root), 0);
+	T_CHECK(ipc_allow_check(&a, 0));
+	T_CHECK(!ipc_allow_check(&a, 54321));
+	T_EQ_INT(ipc_allow_init(&a, nobody_known), -1);	/* unknown names are reported */
+	T_CHECK(!ipc_allow_check(&a, 0));
+	T_CHECK(!ipc_allow_check(&a, getuid()));
+	T_EQ_INT(ipc_allow_init(&a, mine), -1);
+	T_CHECK(pw != NULL && ipc_allow_check(&a, getuid()));
+	T_CHECK(!ipc_allow_check(&a, getuid() + 1));
 }
 
 static void test_listen_connect(void)
