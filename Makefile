@@ -30,7 +30,7 @@ ALL_CFLAGS := -std=gnu11 $(OPT) $(WARN) -fstack-protector-strong -fstack-clash-p
 ALL_LDFLAGS := -pie -Wl,-z,relro,-z,now -Wl,-z,noexecstack -Wl,--as-needed $(LDSAN) $(LDFLAGS)
 LIBS := -lssl -lcrypto $(MARIADB_LIBS) -lcrypt -lcap
 
-.PHONY: all asan check unit e2e deps demo clean tidy
+.PHONY: all asan check unit e2e e2e-asan deps demo clean tidy
 all:
 
 # ---- the shared library ------------------------------------------------------------------
@@ -76,6 +76,16 @@ unit: $(UNIT_BIN)
 e2e: all
 	$(PYTHON) -m pytest -q tests/e2e
 
+# The same end-to-end suite against the sanitizer build. Reports of processes that are not
+# chrooted land in build-asan/asan-logs; any report fails the run.
+e2e-asan:
+	$(MAKE) BUILD=build-asan SAN=1 all
+	rm -rf build-asan/asan-logs && mkdir -p build-asan/asan-logs
+	ASAN_OPTIONS=log_path=$(CURDIR)/build-asan/asan-logs/asan:detect_leaks=0 \
+	UBSAN_OPTIONS=log_path=$(CURDIR)/build-asan/asan-logs/ubsan:print_stacktrace=1 \
+	POSTERN_BUILD=$(CURDIR)/build-asan $(PYTHON) -m pytest -q tests/e2e
+	@if ls build-asan/asan-logs/* >/dev/null 2>&1; then cat build-asan/asan-logs/*; exit 1; fi
+
 deps:
 	./scripts/deps.sh
 
@@ -87,6 +97,8 @@ check:
 	$(MAKE) unit
 	$(MAKE) asan
 	$(MAKE) e2e
+	$(MAKE) e2e-asan
+	$(MAKE) fuzz-run FUZZ_TIME=20
 
 asan:
 	$(MAKE) BUILD=build-asan SAN=1 all
@@ -110,6 +122,7 @@ clean:
 # corpus tests/fuzz/corpus_ipc/ (read only: new inputs go to build/fuzz/corpus_ipc/, crash
 # files to build/fuzz/). UBSan findings abort, so they count as findings.
 FUZZ_CC  ?= clang
+FUZZ_TIME ?= 30
 FUZZ_SRC := tests/fuzz/fuzz_ipc.c $(wildcard lib/ipc*.c) lib/util.c lib/buf.c lib/log.c
 
 .PHONY: fuzz fuzz-run
@@ -122,5 +135,5 @@ build/fuzz/fuzz_ipc: $(FUZZ_SRC) $(wildcard lib/*.h)
 
 fuzz-run: build/fuzz/fuzz_ipc
 	@mkdir -p build/fuzz/corpus_ipc
-	build/fuzz/fuzz_ipc -max_total_time=30 -artifact_prefix=build/fuzz/ \
+	build/fuzz/fuzz_ipc -max_total_time=$(FUZZ_TIME) -artifact_prefix=build/fuzz/ \
 		build/fuzz/corpus_ipc tests/fuzz/corpus_ipc

@@ -43,6 +43,7 @@ struct service {
 	int nproc, navail;
 	bool watching;		/* listeners registered with the event loop */
 	bool busy_warned;
+	bool stopped;		/* removed or replaced: never watch or spawn again */
 	int64_t throttled_until;
 	uint64_t throttle_timer;
 	uint64_t restart_timer;

@@ -56,11 +56,12 @@ static struct service *reload_one(struct service *nsvc, struct service *old,
 		supervise_update(old);
 		return old;
 	}
-	if (old && strcmp(old->listen_sig, nsvc->listen_sig) == 0)
-		service_take_listeners(nsvc, old);
 	if (old) {
+		/* Stop first: that unregisters the listeners the new service may take over. */
 		msg_info("reload: service %s changed, restarting it", old->def->name);
 		supervise_stop(old);
+		if (strcmp(old->listen_sig, nsvc->listen_sig) == 0)
+			service_take_listeners(nsvc, old);
 		service_free(old);
 	}
 	if (nsvc->nlisten == 0 && service_bind(nsvc, cfg) < 0) {

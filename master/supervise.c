@@ -53,10 +53,11 @@ static void set_watching(struct service *svc, bool on)
 	if (svc->watching == on)
 		return;
 	for (int i = 0; i < svc->nlisten; i++) {
-		if (on)
-			ev_fd_add(M.loop, svc->listen_fd[i], POLLIN, on_listen_ready, svc);
-		else
+		if (!on)
 			ev_fd_del(M.loop, svc->listen_fd[i]);
+		else if (ev_fd_add(M.loop, svc->listen_fd[i], POLLIN, on_listen_ready, svc) < 0)
+			msg_panic("service %s: cannot watch %s: %m", svc->def->name,
+				  svc->listen_desc[i]);
 	}
 	svc->watching = on;
 }
@@ -68,7 +69,7 @@ void supervise_update(struct service *svc)
 
 	if (svc->def->kind != SERVICE_POOL)
 		return;
-	want = !M.stopping && svc->navail == 0 && svc->nproc < svc->limit && !throttled(svc);
+	want = !M.stopping && !svc->stopped && svc->navail == 0 && svc->nproc < svc->limit && !throttled(svc);
 	set_watching(svc, want);
 	if (svc->navail == 0 && svc->nproc >= svc->limit && !svc->busy_warned) {
 		msg_warn("service \"%s\" (%s) has reached its process limit \"%d\": new clients "
@@ -85,7 +86,8 @@ static void on_listen_ready(struct ev_loop *loop, int fd, int revents, void *arg
 	struct service *svc = arg;
 
 	(void)loop, (void)fd, (void)revents;
-	if (svc->navail == 0 && svc->nproc < svc->limit && !throttled(svc) && !M.stopping)
+	if (svc->navail == 0 && svc->nproc < svc->limit && !throttled(svc) && !M.stopping &&
+	    !svc->stopped)
 		spawn_child(svc);
 	supervise_update(svc);
 }
@@ -178,6 +180,7 @@ void supervise_retire_children(struct service *svc, bool detach)
 
 void supervise_stop(struct service *svc)
 {
+	svc->stopped = true;
 	set_watching(svc, false);
 	if (svc->restart_timer)
 		ev_timer_cancel(M.loop, svc->restart_timer);

@@ -4,7 +4,7 @@
 set -eu
 
 BUILD="gcc make pkg-config libssl-dev libmariadb-dev libcrypt-dev libcap-dev"
-TEST="mariadb-server mariadb-client python3 python3-pytest openssl swaks procps iproute2 psmisc"
+TEST="mariadb-server mariadb-client python3 python3-pytest openssl swaks procps iproute2 psmisc clang libclang-rt-14-dev"
 
 missing=""
 for p in $BUILD $TEST; do
@@ -23,8 +23,4 @@ export DEBIAN_FRONTEND=noninteractive
 if ! apt-get install -y -q --no-install-recommends $missing >/dev/null 2>&1; then
 	apt-get update -q >/dev/null
 	apt-get install -y -q --no-install-recommends $missing >/dev/null
-fi
-# mariadb-server's postinst may start the system instance; the sandbox uses its own.
-if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet mariadb 2>/dev/null; then
-	:
 fi
