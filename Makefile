@@ -28,7 +28,7 @@ CPPFLAGS := -D_GNU_SOURCE -Ilib $(MARIADB_CFLAGS)
 ALL_CFLAGS := -std=gnu11 $(OPT) $(WARN) -fstack-protector-strong -fstack-clash-protection \
 	-fPIE -MMD -MP $(CFLAGS)
 ALL_LDFLAGS := -pie -Wl,-z,relro,-z,now -Wl,-z,noexecstack -Wl,--as-needed $(LDSAN) $(LDFLAGS)
-LIBS := -lssl -lcrypto $(MARIADB_LIBS) -lcrypt -lcap
+LIBS := -lssl -lcrypto $(MARIADB_LIBS) -lcrypt -lcap -pthread
 
 .PHONY: all asan check unit e2e e2e-asan deps demo clean tidy
 all:
@@ -56,6 +56,7 @@ endef
 
 $(eval $(call prog,master,postern-master))
 $(eval $(call prog,admin,postern))
+$(eval $(call prog,authd,postern-authd))
 $(eval $(call prog,tests/testd,postern-testd))
 
 # ---- unit tests: every tests/unit/test_*.c is one program ---------------------------------

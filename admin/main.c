@@ -2,8 +2,9 @@
  * postern: the administration command (admin/). Subcommands:
  *
  *   postern check [-c FILE]      validate configuration and environment (check.c)
+ *   postern admin [-c FILE] ...  domains, users, aliases, lookups (admin*.c)
  *
- * Later issues add `admin` (domains, users, aliases), queue control and start/stop.
+ * Later issues add queue control and start/stop.
  */
 #include <stdio.h>
 #include <string.h>
@@ -18,6 +19,8 @@ static const struct {
 	const char *help;
 } commands[] = {
 	{ "check", cmd_check, "check [-c FILE]   validate configuration and environment" },
+	{ "admin", cmd_admin, "admin [-c FILE] domain|user|alias|lookup|auth ...   manage "
+	  "virtual domains, users and aliases (postern admin -h)" },
 };
 
 static int usage(void)

@@ -76,19 +76,19 @@ const char *conf_excerpt(const char *s, char *out, size_t outlen)
 	return out;
 }
 
-long conf_param_index(const char *name, size_t len)
+long conf_param_index(const struct conf_param *table, const char *name, size_t len)
 {
 	long i;
 
-	for (i = 0; conf_params[i].name; i++)
-		if (strncmp(conf_params[i].name, name, len) == 0 && conf_params[i].name[len] == '\0')
+	for (i = 0; table[i].name; i++)
+		if (strncmp(table[i].name, name, len) == 0 && table[i].name[len] == '\0')
 			return i;
 	return -1;
 }
 
 const struct conf_param *conf_param_find(const char *name)
 {
-	long i = name ? conf_param_index(name, strlen(name)) : -1;
+	long i = name ? conf_param_index(conf_params, name, strlen(name)) : -1;
 
 	return i < 0 ? NULL : &conf_params[i];
 }
@@ -131,7 +131,7 @@ static void assign(struct parser *ps)
 		parse_error(ps, ps->start, "missing parameter name before '='");
 	else if (strspn(name, CONF_NAME_CHARS) != len)
 		parse_error(ps, ps->start, "bad parameter name '%s' (expected a-z, 0-9 and _)", shown);
-	else if ((i = conf_param_index(name, len)) < 0)
+	else if ((i = conf_param_index(ps->c->table, name, len)) < 0)
 		parse_error(ps, ps->start, "unknown parameter '%s'", shown);
 	else {
 		value = eq + 1;
@@ -224,33 +224,25 @@ static void parse_text(struct parser *ps, const char *data, size_t len)
 	finish(ps);
 }
 
-static struct config *config_new(const char *path)
+static struct config *config_new(const char *path, const struct conf_param *table)
 {
 	struct config *c = xcalloc(1, sizeof(*c));
 
 	c->path = xstrdup(path);
-	while (conf_params[c->nparams].name)
+	c->table = table;
+	while (table[c->nparams].name)
 		c->nparams++;
 	c->slot = xcalloc(c->nparams, sizeof(*c->slot));
 	return c;
 }
 
-struct config *conf_load(const char *path, conf_error_fn *err, void *arg)
+/* Parse and expand the text of a file that has been read into data (which is freed). */
+static struct config *load_text(const char *path, const struct conf_param *table, char *data,
+				size_t len, conf_error_fn *err, void *arg)
 {
 	struct parser ps = { .err = err, .arg = arg };
-	size_t len;
-	char *data;
-	int saved;
 
-	if (read_file(path, CONF_FILE_MAX, &data, &len) < 0) {
-		saved = errno;
-		if (saved == EFBIG)
-			conf_report(err, arg, "%s: file is larger than %d bytes", path, CONF_FILE_MAX);
-		else
-			conf_report(err, arg, "%s: cannot open: %s", path, strerror(saved));
-		return NULL;
-	}
-	ps.c = config_new(path);
+	ps.c = config_new(path, table);
 	buf_init(&ps.logical, CONF_FILE_MAX);
 	parse_text(&ps, data, len);
 	buf_free(&ps.logical);
@@ -263,9 +255,54 @@ struct config *conf_load(const char *path, conf_error_fn *err, void *arg)
 	return ps.c;
 }
 
+static void report_read_error(const char *path, int saved, conf_error_fn *err, void *arg)
+{
+	if (saved == EFBIG)
+		conf_report(err, arg, "%s: file is larger than %d bytes", path, CONF_FILE_MAX);
+	else
+		conf_report(err, arg, "%s: cannot open: %s", path, strerror(saved));
+}
+
+struct config *conf_load_table(const char *path, const struct conf_param *table,
+			       conf_error_fn *err, void *arg)
+{
+	size_t len;
+	char *data;
+
+	if (read_file(path, CONF_FILE_MAX, &data, &len) < 0) {
+		report_read_error(path, errno, err, arg);
+		return NULL;
+	}
+	return load_text(path, table, data, len, err, arg);
+}
+
+struct config *conf_load(const char *path, conf_error_fn *err, void *arg)
+{
+	return conf_load_table(path, conf_params, err, arg);
+}
+
+struct config *conf_load_fd(int fd, const char *path, const struct conf_param *table,
+			    conf_error_fn *err, void *arg)
+{
+	char *data = xmalloc(CONF_FILE_MAX + 1);
+	ssize_t n = read_full(fd, data, CONF_FILE_MAX + 1);
+	int saved = n < 0 ? errno : EFBIG;
+
+	if (n < 0 || n > CONF_FILE_MAX) {
+		free(data);
+		if (saved == EFBIG)
+			report_read_error(path, saved, err, arg);
+		else
+			conf_report(err, arg, "%s: cannot read: %s", path, strerror(saved));
+		return NULL;
+	}
+	data[n] = '\0';
+	return load_text(path, table, data, (size_t)n, err, arg);
+}
+
 struct config *conf_defaults(void)
 {
-	struct config *c = config_new("(defaults)");
+	struct config *c = config_new("(defaults)", conf_params);
 
 	if (conf_expand_all(c, NULL, NULL) < 0)
 		msg_panic("conf: the built-in defaults in params.c are invalid");
@@ -282,7 +319,7 @@ int conf_set(struct config *c, const char *name, const char *value, conf_error_f
 
 	if (name == NULL || value == NULL)
 		msg_panic("conf_set: null name or value");
-	i = conf_param_index(name, strlen(name));
+	i = conf_param_index(c->table, name, strlen(name));
 	if (i < 0) {
 		conf_report(err, arg, "command line: unknown parameter '%s'",
 			    conf_excerpt(name, shown, sizeof(shown)));
@@ -290,7 +327,7 @@ int conf_set(struct config *c, const char *name, const char *value, conf_error_f
 	}
 	if (strchr(value, '\n')) {
 		conf_report(err, arg, "command line: bad value for '%s': it contains a line break",
-			    conf_params[i].name);
+			    c->table[i].name);
 		return -1;
 	}
 	/* As if it were a line of the file: surrounding white space does not count. */
@@ -332,9 +369,9 @@ const char *conf_path(const struct config *c)
 	return c->path;
 }
 
-static long index_or_panic(const char *name)
+static long index_or_panic(const struct config *c, const char *name)
 {
-	long i = name ? conf_param_index(name, strlen(name)) : -1;
+	long i = name ? conf_param_index(c->table, name, strlen(name)) : -1;
 
 	if (i < 0)
 		msg_panic("conf: unknown parameter '%s'", name ? name : "(null)");
@@ -343,7 +380,14 @@ static long index_or_panic(const char *name)
 
 bool conf_is_set(const struct config *c, const char *name)
 {
-	return c->slot[index_or_panic(name)].raw != NULL;
+	return c->slot[index_or_panic(c, name)].raw != NULL;
+}
+
+int conf_line(const struct config *c, const char *name)
+{
+	const struct conf_slot *slot = &c->slot[index_or_panic(c, name)];
+
+	return slot->raw ? slot->line : CONF_FROM_DEFAULT;
 }
 
 /* The value of a parameter that must be declared with the given type. */
@@ -354,9 +398,9 @@ static const struct conf_val *typed(const struct config *c, const char *name,
 		[CONF_STR] = "string", [CONF_INT] = "integer", [CONF_BOOL] = "boolean",
 		[CONF_TIME] = "time", [CONF_SIZE] = "size", [CONF_LIST] = "list",
 	};
-	long i = index_or_panic(name);
+	long i = index_or_panic(c, name);
 
-	if (conf_params[i].type != type)
+	if (c->table[i].type != type)
 		msg_panic("conf: parameter '%s' is not a %s", name, type_names[type]);
 	return &c->val[i];
 }

@@ -42,6 +42,16 @@ typedef void conf_error_fn(const char *msg, void *arg);
 /* Load a file. Returns NULL after reporting every problem through err (which may be NULL,
  * then problems go to msg_error). Reads at most 1 MiB. */
 struct config *conf_load(const char *path, conf_error_fn *err, void *arg);
+/* The same against another parameter table (ended by a NULL name), for files with their own
+ * set of names such as sql.conf. The configuration remembers the table: its getters,
+ * conf_set and conf_is_set accept that table's names. A NULL default means "" there (only
+ * conf_params has defaults computed from the host). */
+struct config *conf_load_table(const char *path, const struct conf_param *table,
+			       conf_error_fn *err, void *arg);
+/* conf_load_table on a descriptor the caller opened and still owns (read from its current
+ * offset); path only names the file in messages. For callers that check the file first. */
+struct config *conf_load_fd(int fd, const char *path, const struct conf_param *table,
+			    conf_error_fn *err, void *arg);
 /* A configuration holding only the defaults. */
 struct config *conf_defaults(void);
 /* Override one parameter as if it were the last line of the file (command-line -o name=value).
@@ -54,10 +64,13 @@ void conf_free(struct config *c);
 const char *conf_path(const struct config *c);
 /* True if the parameter was set in the file or by conf_set (not a default). */
 bool conf_is_set(const struct config *c, const char *name);
+/* Where the parameter got its value, for messages about it: the line in the file, 0 for the
+ * default, -1 for conf_set. */
+int conf_line(const struct config *c, const char *name);
 
-/* Typed getters. The name must be declared in conf_params with the matching type; anything
- * else is a programming error and panics. Strings are returned fully expanded and stay valid
- * until conf_free. */
+/* Typed getters. The name must be declared in the configuration's table (conf_params unless
+ * loaded by conf_load_table) with the matching type; anything else is a programming error
+ * and panics. Strings are returned fully expanded and stay valid until conf_free. */
 const char *conf_str(const struct config *c, const char *name);
 long long conf_int(const struct config *c, const char *name);
 bool conf_bool(const struct config *c, const char *name);
@@ -67,7 +80,7 @@ long long conf_size(const struct config *c, const char *name);
  * conf_free. */
 const char *const *conf_list(const struct config *c, const char *name, size_t *n);
 
-/* Look up a declaration (NULL if unknown). */
+/* Look up a declaration in conf_params (NULL if unknown). */
 const struct conf_param *conf_param_find(const char *name);
 
 #endif

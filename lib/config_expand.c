@@ -82,7 +82,7 @@ static int append(struct expander *x, size_t i, struct buf *out, const char *s, 
 	if (buf_append(out, s, n) == 0)
 		return 0;
 	complain(x, i, "value of '%s' is longer than %d bytes after expansion",
-		 conf_params[i].name, CONF_VALUE_MAX);
+		 x->c->table[i].name, CONF_VALUE_MAX);
 	return -1;
 }
 
@@ -96,10 +96,10 @@ static void report_cycle(struct expander *x, size_t j)
 		k++;
 	buf_init(&chain, 16384);
 	for (; k < x->depth; k++)
-		if (buf_printf(&chain, "%s -> ", conf_params[x->stack[k]].name) < 0)
+		if (buf_printf(&chain, "%s -> ", x->c->table[x->stack[k]].name) < 0)
 			break;
-	(void)buf_append_str(&chain, conf_params[j].name);
-	complain(x, j, "recursive expansion of '%s' (%s)", conf_params[j].name,
+	(void)buf_append_str(&chain, x->c->table[j].name);
+	complain(x, j, "recursive expansion of '%s' (%s)", x->c->table[j].name,
 		 buf_cstr(&chain));
 	buf_free(&chain);
 }
@@ -108,27 +108,28 @@ static void report_cycle(struct expander *x, size_t j)
 static int expand_ref(struct expander *x, size_t i, const char **s, struct buf *out,
 		      int *height)
 {
+	const struct conf_param *table = x->c->table;
 	const char *name = **s == '{' ? *s + 1 : *s;
 	size_t len = strspn(name, CONF_NAME_CHARS);
 	char shown[96], *copy;
 	long j;
 
 	if (name != *s && (len == 0 || name[len] != '}')) {
-		complain(x, i, "bad '${' in value of '%s' (expected ${name})", conf_params[i].name);
+		complain(x, i, "bad '${' in value of '%s' (expected ${name})", table[i].name);
 		*s = name;
 		return -1;
 	}
 	if (len == 0) {
 		complain(x, i, "'$' without a parameter name in value of '%s' "
-			 "(write $$ for a literal '$')", conf_params[i].name);
+			 "(write $$ for a literal '$')", table[i].name);
 		return -1;
 	}
 	*s = name + len + (name != *s ? 1 : 0);
-	j = conf_param_index(name, len);
+	j = conf_param_index(table, name, len);
 	if (j < 0) {
 		copy = xstrndup(name, len);
 		complain(x, i, "value of '%s' refers to unknown parameter '%s'",
-			 conf_params[i].name, conf_excerpt(copy, shown, sizeof(shown)));
+			 table[i].name, conf_excerpt(copy, shown, sizeof(shown)));
 		free(copy);
 		return -1;
 	}
@@ -198,13 +199,17 @@ static int computed_default(struct expander *x, size_t i, struct buf *out)
 static int produce(struct expander *x, size_t i, struct buf *out, int *height)
 {
 	const struct conf_slot *slot = &x->c->slot[i];
-	long host = conf_param_index("myhostname", strlen("myhostname"));
+	const struct conf_param *table = x->c->table;
+	long host;
 
 	if (slot->raw)
 		return expand_text(x, i, slot->raw, out, height);
-	if (conf_params[i].def)
-		return expand_text(x, i, conf_params[i].def, out, height);
-	if (host >= 0 && x->c->slot[host].raw && strcmp(conf_params[i].name, "mydomain") == 0)
+	if (table[i].def)
+		return expand_text(x, i, table[i].def, out, height);
+	if (table != conf_params)
+		return 0;	/* other tables have no host-derived defaults: empty */
+	host = conf_param_index(table, "myhostname", strlen("myhostname"));
+	if (host >= 0 && x->c->slot[host].raw && strcmp(table[i].name, "mydomain") == 0)
 		return derive_domain(x, i, (size_t)host, out, height);
 	return computed_default(x, i, out);
 }
@@ -217,11 +222,11 @@ static int check(struct expander *x, size_t i, int height)
 
 	if (height > CONF_DEPTH_MAX) {
 		complain(x, i, "recursive expansion of '%s' (nested more than %d levels deep)",
-			 conf_params[i].name, CONF_DEPTH_MAX);
+			 x->c->table[i].name, CONF_DEPTH_MAX);
 		return -1;
 	}
 	loc = where(x->c, i);
-	rc = conf_value_parse(&conf_params[i], &x->val[i], loc, x->err, x->arg);
+	rc = conf_value_parse(&x->c->table[i], &x->val[i], loc, x->err, x->arg);
 	free(loc);
 	return rc;
 }

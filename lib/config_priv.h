@@ -1,10 +1,11 @@
 /*
  * config_priv.h: what config.c (reading the file, the public API) and config_expand.c
- * ($name expansion and typed validation) share. Not for use outside those two files.
+ * ($name expansion and typed validation) share. Not for use outside the config*.c files,
+ * except that sqlconf.c reports its checks of sql.conf through conf_report.
  *
- * A configuration keeps its inputs (one slot per conf_params entry: the text assigned and
- * where) apart from its outputs (one conf_val per entry: expanded and parsed). Expansion
- * always builds a complete new set of outputs, so conf_set can fail without changing
+ * A configuration keeps its inputs (one slot per entry of its parameter table: the text
+ * assigned and where) apart from its outputs (one conf_val per entry: expanded and parsed).
+ * Expansion always builds a complete new set of outputs, so conf_set can fail without changing
  * anything; replaced sets are kept until conf_free because getters promised their strings
  * stay valid that long.
  */
@@ -46,14 +47,15 @@ struct conf_gen;
 
 struct config {
 	char *path;
+	const struct conf_param *table;	/* conf_params or the table given to conf_load_table */
 	size_t nparams;
 	struct conf_slot *slot;	/* nparams inputs */
 	struct conf_val *val;	/* nparams outputs of the last successful expansion */
 	struct conf_gen *retired; /* older outputs, freed by conf_free */
 };
 
-/* Index of the parameter called name[0..len) in conf_params, -1 if unknown. */
-long conf_param_index(const char *name, size_t len);
+/* Index of the parameter called name[0..len) in table, -1 if unknown. */
+long conf_param_index(const struct conf_param *table, const char *name, size_t len);
 
 /* Format one problem, make it a single printable line and hand it to err (or msg_error). */
 void conf_report(conf_error_fn *err, void *arg, const char *fmt, ...)

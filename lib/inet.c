@@ -117,7 +117,9 @@ int inet_listen_expand(const char *spec, const char *const *interfaces, size_t n
 		str_fmt(err, errlen, "bad port in listener '%s'", spec);
 		return -1;
 	}
-	if (host[0] == '\0')
+	/* Only a bare port means "each of inet_interfaces"; an empty ADDR (":25", "[]:25") is
+	 * an error, not a quiet way to listen on every interface. */
+	if (portstr == spec)
 		return expand_interfaces((int)port, interfaces, nifaces, out, maxout, err, errlen);
 	if (add_addr(host, (int)port, out, &n, maxout, err, errlen) < 0)
 		return -1;

@@ -83,7 +83,7 @@ static bool cap_listed(cap_value_t c, const cap_value_t *caps, int n)
 /* Remove every capability not listed from the bounding set (needs CAP_SETPCAP). */
 static void drop_bounding(const cap_value_t *keep, int nkeep)
 {
-	for (cap_value_t c = 0; c <= CAP_LAST_CAP; c++) {
+	for (cap_value_t c = 0; c < (cap_value_t)cap_max_bits(); c++) {
 		if (cap_listed(c, keep, nkeep))
 			continue;
 		if (cap_drop_bound(c) < 0 && errno != EINVAL)
@@ -118,14 +118,21 @@ static void do_chroot(const char *dir)
 		msg_fatal("chdir / in %s: %m", dir);
 }
 
-/* Switch all three uids and gids; the supplementary groups are the user's own. */
-static void switch_user(const char *user, uid_t uid, gid_t gid)
+/* The user's supplementary groups. Call before chroot: inside it /etc/group is gone and
+ * getgrouplist would quietly return the primary group alone. */
+static int user_groups(const char *user, gid_t gid, gid_t *groups)
 {
-	gid_t groups[MAX_GROUPS];
 	int ngroups = MAX_GROUPS;
 
 	if (getgrouplist(user, gid, groups, &ngroups) < 0)
 		msg_fatal("user %s is in more than %d groups", user, MAX_GROUPS);
+	return ngroups;
+}
+
+/* Switch all three uids and gids; the supplementary groups are the user's own. */
+static void switch_user(const char *user, uid_t uid, gid_t gid, const gid_t *groups,
+			int ngroups)
+{
 	if (setgroups((size_t)ngroups, groups) < 0)
 		msg_fatal("setgroups for %s: %m", user);
 	if (setresgid(gid, gid, gid) < 0)
@@ -151,7 +158,8 @@ static void verify_dropped(uid_t uid, gid_t gid)
 void privsep_drop(const char *user, const char *chroot_dir, const char *keep_caps)
 {
 	cap_value_t keep[MAX_KEEP_CAPS];
-	int nkeep = parse_caps(keep_caps, keep);
+	int nkeep = parse_caps(keep_caps, keep), ngroups;
+	gid_t groups[MAX_GROUPS];
 	uid_t uid;
 	gid_t gid;
 
@@ -159,6 +167,7 @@ void privsep_drop(const char *user, const char *chroot_dir, const char *keep_cap
 		msg_fatal("privsep_drop: not running as root");
 	if (privsep_lookup_user(user, &uid, &gid) < 0)
 		msg_fatal("unknown user: %s", user);
+	ngroups = user_groups(user, gid, groups);
 	if (chroot_dir)
 		do_chroot(chroot_dir);
 	drop_bounding(keep, nkeep);
@@ -172,7 +181,7 @@ void privsep_drop(const char *user, const char *chroot_dir, const char *keep_cap
 	} else {
 		if (nkeep > 0 && prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0)
 			msg_fatal("prctl(PR_SET_KEEPCAPS): %m");
-		switch_user(user, uid, gid);
+		switch_user(user, uid, gid, groups, ngroups);
 	}
 	set_caps(keep, nkeep);
 	verify_dropped(uid, gid);

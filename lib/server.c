@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -144,35 +145,45 @@ static int pool_accept(struct server *srv, int64_t idle_ms, int *which,
 {
 	struct pollfd pfd[SERVER_MAX_LISTEN];
 	int64_t deadline = mono_ms() + idle_ms;
+	sigset_t hup, unblocked;
+	int fd = -1;
 
+	/* SIGHUP stays blocked except inside ppoll, so one arriving after the graceful_stop
+	 * test is not slept through until max_idle: it interrupts the ppoll instead. */
+	sigemptyset(&hup);
+	sigaddset(&hup, SIGHUP);
+	if (sigprocmask(SIG_BLOCK, &hup, &unblocked) < 0)
+		msg_fatal("sigprocmask: %m");
 	for (int i = 0; i < srv->nlisten; i++)
 		pfd[i] = (struct pollfd){ .fd = srv->listen_fd[i], .events = POLLIN };
-	while (!graceful_stop) {
+	while (fd < 0 && !graceful_stop) {
 		int64_t left = deadline - mono_ms();
+		struct timespec ts;
 		int r;
 
 		if (left <= 0)
-			return -1;
-		r = poll(pfd, (nfds_t)srv->nlisten, (int)(left > 60000 ? 60000 : left));
+			break;
+		if (left > 60000)
+			left = 60000;
+		ts = (struct timespec){ .tv_sec = left / 1000, .tv_nsec = (left % 1000) * 1000000 };
+		r = ppoll(pfd, (nfds_t)srv->nlisten, &ts, &unblocked);
 		if (r < 0 && errno != EINTR)
 			msg_fatal("poll: %m");
-		for (int i = 0; r > 0 && i < srv->nlisten; i++) {
-			int fd;
-
+		for (int i = 0; r > 0 && fd < 0 && i < srv->nlisten; i++) {
 			if (!(pfd[i].revents & POLLIN))
 				continue;
 			*plen = sizeof(*peer);
 			fd = accept4(pfd[i].fd, (struct sockaddr *)peer, plen, SOCK_CLOEXEC);
-			if (fd >= 0) {
+			if (fd >= 0)
 				*which = i;
-				return fd;
-			}
-			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != ECONNABORTED &&
-			    errno != EINTR)
+			else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != ECONNABORTED &&
+				 errno != EINTR)
 				msg_warn("accept: %m");
 		}
 	}
-	return -1;
+	if (sigprocmask(SIG_SETMASK, &unblocked, NULL) < 0)
+		msg_fatal("sigprocmask: %m");
+	return fd;
 }
 
 static __attribute__((noreturn)) void pool_loop(struct server *srv, const struct server_hooks *h)
@@ -181,7 +192,7 @@ static __attribute__((noreturn)) void pool_loop(struct server *srv, const struct
 	int64_t max_idle = conf_time_ms(srv->cfg, "max_idle");
 	struct sockaddr_storage peer;
 	socklen_t plen;
-	int which, fd;
+	int which = 0, fd;
 
 	if (srv->nlisten == 0)
 		msg_fatal("pool service %s has no listeners", srv->service);

@@ -51,7 +51,8 @@ struct server_hooks {
 	void (*pre_drop)(struct server *srv);
 	/* After the drop. Optional. */
 	void (*post_drop)(struct server *srv);
-	/* Pool: serve one client; the skeleton closes fd afterwards. */
+	/* Pool: serve one client; the skeleton closes fd afterwards. SIGHUP (graceful stop)
+	 * interrupts blocking calls with EINTR: retry them, then check server_stopping(). */
 	void (*serve)(struct server *srv, int fd, int listener, const struct sockaddr *peer,
 		      socklen_t peerlen);
 	/* Single: run until told to stop; return value is the exit status. */

@@ -25,6 +25,10 @@ const struct service_def service_table[] = {
 	{ "pop3s", SERVICE_POOL, "postern-testd", "-t", "mail_owner", ROOT_EMPTY,
 	  NULL, "pop3s_listen", "pop3s_process_limit", NULL, NULL, NULL },
 
+	/* authd: the only holder of the database credentials (issue 3). */
+	{ "authd", SERVICE_SINGLE, "postern-authd", "", "auth_owner", ROOT_NONE,
+	  NULL, NULL, NULL, "auth", "auth_socket_group", NULL },
+
 	/* Test services: exercise a pool on its own port, a single daemon behind a private
 	 * socket, and the one privileged shape (uid 0 keeping only CAP_SETUID+CAP_SETGID)
 	 * that local will have. */

@@ -1,7 +1,9 @@
 """conftest: fixtures and helpers of Postern's end-to-end tests.
 
 - `sandbox` (session): one whole Postern started with tests/sandbox in a fresh directory and
-  stopped at the end; exposes DIR/env as a dict plus helpers (ports, master pid, children).
+  stopped at the end; exposes DIR/env as a dict plus helpers (ports, master pid, children,
+  stop_mysql/start_mysql for tests that take the database away). start_sandbox() and
+  finish_sandbox() make and end further sandboxes with their own settings and database.
 - `own_master` (function): a factory of extra postern-master instances, each with a
   hand-written configuration in its own directory (no MariaDB of its own), for the tests that
   stop, break, reload or duplicate a master. Everything it started is ended afterwards.
@@ -12,6 +14,8 @@ Set POSTERN_E2E_KEEP=1 to keep the sandbox directories after the run for post-mo
 """
 
 import grp
+import importlib.machinery
+import importlib.util
 import os
 import pwd
 import re
@@ -364,6 +368,40 @@ class Sandbox(System):
     def stop(self):
         return subprocess.run([PYTHON, SANDBOX, "stop", self.dir], capture_output=True,
                               text=True, timeout=120)
+
+    # The sandbox's MariaDB, for tests that take the database away and bring it back.
+
+    @property
+    def mysql_pid(self):
+        return read_pid(os.path.join(self.dir, "mysql", "pid"))
+
+    def stop_mysql(self, timeout=30):
+        """SIGTERM mariadbd (via its pid file) and wait until it has exited."""
+        pid = self.mysql_pid
+        assert pid and alive(pid), "the sandbox's mariadbd is not running"
+        os.kill(pid, signal.SIGTERM)
+        wait_until(lambda: not alive(pid), timeout, what=f"mariadbd (pid {pid}) to exit")
+
+    def start_mysql(self):
+        """Start mariadbd again with the very command line tests/sandbox uses; returns once
+        it answers queries."""
+        tool = sandbox_tool()
+        tool.mysql_start(tool.Paths(self.dir))
+
+
+_SANDBOX_TOOL = None
+
+
+def sandbox_tool():
+    """tests/sandbox loaded as a module, so tests reuse its helpers (and command lines)."""
+    global _SANDBOX_TOOL
+    if _SANDBOX_TOOL is None:
+        loader = importlib.machinery.SourceFileLoader("postern_sandbox_tool", SANDBOX)
+        spec = importlib.util.spec_from_loader(loader.name, loader)
+        module = importlib.util.module_from_spec(spec)
+        loader.exec_module(module)
+        _SANDBOX_TOOL = module
+    return _SANDBOX_TOOL
 
 
 def start_sandbox(prefix, sets=()):

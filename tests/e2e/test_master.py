@@ -39,9 +39,10 @@ EXPECTED = {
     "pop3s": (POOL_USER, "empty"),
     "testd-single": ("postern-queue", "."),
     "testd-privileged": ("root", "/"),
+    "authd": ("postern-auth", "/"),
 }
 PRIVILEGED = {"testd-privileged"}
-SINGLE = ["testd-single", "testd-privileged"]
+SINGLE = ["testd-single", "testd-privileged", "authd"]
 
 SYSLOG_LINE = re.compile(r"^[A-Z][a-z]{2} [ 0-9]\d \d\d:\d\d:\d\d \S+ "
                          r"postern/[A-Za-z0-9_.-]+\[(\d+)\]: \S")

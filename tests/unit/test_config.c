@@ -522,10 +522,12 @@ static void test_recursion(void)
 			  "(myhostname -> mydomain -> myhostname)"));
 }
 
-/* Twenty-two STR/LIST parameters to build reference chains from. */
+/* Twenty-two STR/LIST parameters to build reference chains from. None of them may be named
+ * by another parameter's default outside the chain (config_directory, virtual_mailbox_base
+ * are), or that parameter would be nested too deep as well. */
 static const char *const chain[] = {
-	"myorigin", "config_directory", "spool_directory", "daemon_directory",
-	"virtual_mailbox_base", "log_file", "mail_owner", "queue_owner", "auth_owner",
+	"myorigin", "pop3s_listen", "spool_directory", "daemon_directory",
+	"test_listen", "log_file", "mail_owner", "queue_owner", "auth_owner",
 	"setgid_group", "vmail_owner", "tls_cert_file", "tls_key_file", "mydestination",
 	"mynetworks", "inet_interfaces", "smtp_listen", "submission_listen", "smtps_listen",
 	"imap_listen", "imaps_listen", "pop3_listen",
@@ -882,9 +884,143 @@ static void test_set_errors(void)
 	conf_free(c);
 }
 
-/* ---- getters that are programming errors ------------------------------------------------- */
+/* ---- a second parameter table (conf_load_table) ----------------------------------------- */
 
-static struct config *panic_conf;
+static struct config *panic_conf;	/* the configuration the panicking getters below use */
+
+static const struct conf_param other_params[] = {
+	{ "dbname", CONF_STR, "mail", 0, 0, "a string with a default" },
+	{ "label", CONF_STR, "$dbname-db", 0, 0, "refers to another entry of this table" },
+	{ "secret", CONF_STR, NULL, 0, 0, "NULL default: empty in a non-global table" },
+	{ "myhostname", CONF_STR, NULL, 0, 0, "same name as a global one, no computed default" },
+	{ "port", CONF_INT, "3306", 1, 65535, "an integer with a range" },
+	{ "wait", CONF_TIME, "2s", 1000, 60000, "a time" },
+	{ "hosts", CONF_LIST, "", 0, 0, "a list" },
+	{ NULL, CONF_STR, NULL, 0, 0, NULL },
+};
+
+static struct config *load_other(const char *text, struct errs *e)
+{
+	memset(e, 0, sizeof(*e));
+	write_conf(text, strlen(text));
+	return conf_load_table(path, other_params, collect, e);
+}
+
+static void test_table_defaults(void)
+{
+	struct errs e;
+	struct config *c = load_other("# nothing set\n", &e);
+	size_t n = 99;
+
+	T_CHECK(c != NULL);
+	T_EQ_INT(e.n, 0);
+	if (c == NULL)
+		return;
+	T_EQ_STR(conf_path(c), path);
+	T_EQ_STR(conf_str(c, "dbname"), "mail");
+	T_EQ_STR(conf_str(c, "label"), "mail-db");
+	T_EQ_STR(conf_str(c, "secret"), "");
+	T_EQ_STR(conf_str(c, "myhostname"), "");	/* no host-derived default here */
+	T_EQ_INT(conf_int(c, "port"), 3306);
+	T_EQ_INT(conf_time_ms(c, "wait"), 2000);
+	T_CHECK(conf_list(c, "hosts", &n) != NULL && n == 0);
+	T_CHECK(!conf_is_set(c, "dbname"));
+	conf_free(c);
+}
+
+static void test_table_values(void)
+{
+	struct errs e;
+	struct config *c = load_other("dbname = box\nsecret = a$$b\nhosts = unix:/x,\n"
+				      "  db1:3307 [::1]:3308\nport = 1\n", &e);
+	const char *const *items;
+	size_t n = 0;
+
+	T_CHECK(c != NULL);
+	T_EQ_INT(e.n, 0);
+	if (c == NULL)
+		return;
+	T_EQ_STR(conf_str(c, "label"), "box-db");
+	T_EQ_STR(conf_str(c, "secret"), "a$b");
+	T_EQ_INT(conf_int(c, "port"), 1);
+	T_CHECK(conf_is_set(c, "dbname"));
+	T_CHECK(!conf_is_set(c, "label"));
+	items = conf_list(c, "hosts", &n);
+	T_EQ_INT(n, 3);
+	if (n == 3) {
+		T_EQ_STR(items[0], "unix:/x");
+		T_EQ_STR(items[1], "db1:3307");
+		T_EQ_STR(items[2], "[::1]:3308");
+	}
+	/* conf_set works on the table's names, and re-expands within the table. */
+	T_EQ_INT(conf_set(c, "dbname", "other", collect, &e), 0);
+	T_EQ_STR(conf_str(c, "label"), "other-db");
+	T_EQ_INT(conf_set(c, "max_use", "1", collect, &e), -1);
+	T_EQ_INT(e.n, 1);
+	T_EQ_STR(e.msg[0], "command line: unknown parameter 'max_use'");
+	conf_free(c);
+}
+
+static void test_table_errors(void)
+{
+	struct errs e;
+	struct config *c;
+
+	/* A name of the global table is unknown in another one, and vice versa. */
+	c = load_other("max_use = 5\nport = 70000\nlabel = $mail_owner\n", &e);
+	T_CHECK(c == NULL);
+	T_EQ_INT(e.n, 3);
+	T_EQ_STR(e.msg[0], at(":1: unknown parameter 'max_use'"));
+	T_EQ_STR(e.msg[1], at(":2: value of 'port' is out of range [1..65535]: '70000'"));
+	T_EQ_STR(e.msg[2], at(":3: value of 'label' refers to unknown parameter 'mail_owner'"));
+	conf_free(c);
+
+	memset(&e, 0, sizeof(e));
+	write_conf("dbname = x\n", 11);
+	c = conf_load(path, collect, &e);
+	T_CHECK(c == NULL);
+	T_EQ_INT(e.n, 1);
+	T_EQ_STR(e.msg[0], at(":1: unknown parameter 'dbname'"));
+	conf_free(c);
+}
+
+static void get_global_name(void) { (void)conf_int(panic_conf, "max_use"); }
+static void get_wrong_type(void) { (void)conf_int(panic_conf, "dbname"); }
+static void get_right(void) { (void)conf_int(panic_conf, "port"); }
+
+static void test_table_getters_and_fd(void)
+{
+	struct errs e = { 0 };
+	struct config *c;
+	int fd;
+
+	write_conf("port = 42\n", 10);
+	fd = open(path, O_RDONLY);
+	T_CHECK(fd >= 0);
+	c = conf_load_fd(fd, "named.conf", other_params, collect, &e);
+	T_CHECK(c != NULL);
+	T_EQ_INT(e.n, 0);
+	if (c) {
+		T_EQ_STR(conf_path(c), "named.conf");
+		T_EQ_INT(conf_int(c, "port"), 42);
+		panic_conf = c;
+		T_CHECK(panics(get_global_name));
+		T_CHECK(panics(get_wrong_type));
+		T_CHECK(!panics(get_right));
+		conf_free(c);
+	}
+	/* Errors name the path given, not the descriptor. */
+	write_conf("port = x\n", 9);
+	T_EQ_INT(lseek(fd, 0, SEEK_SET), 0);
+	c = conf_load_fd(fd, "named.conf", other_params, collect, &e);
+	T_CHECK(c == NULL);
+	T_EQ_INT(e.n, 1);
+	T_EQ_STR(e.msg[0], "named.conf:1: bad value for 'port': 'x' (expected an integer)");
+	close(fd);
+	conf_free(c);
+}
+
+/* ---- getters that are programming errors ------------------------------------------------- */
 
 static void get_unknown(void) { (void)conf_str(panic_conf, "no_such_param"); }
 static void get_null(void) { (void)conf_str(panic_conf, NULL); }
@@ -949,6 +1085,10 @@ int main(void)
 	T_RUN(test_list);
 	T_RUN(test_set);
 	T_RUN(test_set_errors);
+	T_RUN(test_table_defaults);
+	T_RUN(test_table_values);
+	T_RUN(test_table_errors);
+	T_RUN(test_table_getters_and_fd);
 	T_RUN(test_getter_panics);
 
 	{

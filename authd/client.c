@@ -1,0 +1,402 @@
+/*
+ * client.c: authd's client connections. Each connection's peer uid is read once with
+ * SO_PEERCRED; every request is checked against its type's allow-list, validated strictly
+ * (known keys only, bounded values), answered from the cache or turned into a job for the
+ * workers. A client that disconnects while its jobs run is kept as a husk until they finish,
+ * so a late answer never reaches a reused descriptor.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "authd.h"
+#include "log.h"
+#include "util.h"
+
+struct client {
+	int fd;			/* -1 once closed */
+	uid_t uid;
+	pid_t pid;
+	int pending;		/* jobs and delayed replies in flight */
+};
+
+/* A failed login's answer waits in a timer, so brute force costs the attacker time. */
+struct delayed {
+	struct client *client;
+	uint16_t type;
+	uint32_t id;
+};
+
+static struct ipc_msg req, reply;	/* the main thread handles one frame at a time */
+
+static void client_release(struct client *c)
+{
+	if (c->fd < 0 && c->pending == 0)
+		free(c);
+}
+
+static void client_close(struct client *c)
+{
+	if (c->fd >= 0) {
+		ev_fd_del(A.loop, c->fd);
+		close(c->fd);
+		c->fd = -1;
+		A.nclients--;
+	}
+	client_release(c);
+}
+
+static void send_reply(struct client *c, const struct ipc_msg *m)
+{
+	if (c->fd < 0)
+		return;
+	/* Replies are small and the socket buffer large; a peer that lets it fill up is
+	 * broken or hostile, and loses its connection rather than stalling authd. */
+	if (ipc_send(c->fd, m) < 0) {
+		msg_warn("reply to pid %d failed: %m; closing", (int)c->pid);
+		client_close(c);
+	}
+}
+
+static void reply_status(struct client *c, const struct ipc_msg *r, int status,
+			 const char *reason)
+{
+	ipc_reply_init(&reply, r, (enum ipc_status)status);
+	if (reason)
+		ipc_put_str(&reply, "reason", reason);
+	send_reply(c, &reply);
+}
+
+/* Fill a reply with a lookup result's attributes for this request type. */
+static void put_lookup(struct ipc_msg *m, int type, const struct lookup *res)
+{
+	if (res->status != IPC_OK) {
+		if (res->reason[0])
+			ipc_put_str(m, "reason", res->reason);
+		return;
+	}
+	switch (type) {
+	case AUTH_REQ_RCPT:
+		ipc_put_str(m, "kind", res->kind);
+		if (strcmp(res->kind, "alias") == 0)
+			ipc_put_bytes(m, "targets", res->targets.data ? res->targets.data : "",
+				      res->targets.len);
+		else if (res->user[0])
+			ipc_put_str(m, "user", res->user);
+		break;
+	case AUTH_REQ_USER:
+	case AUTH_REQ_TICKET:
+		ipc_put_str(m, "user", res->user);
+		ipc_put_str(m, "home", res->home);
+		ipc_put_str(m, "mail", res->mail);
+		ipc_put_int(m, "uid", res->uid);
+		ipc_put_int(m, "gid", res->gid);
+		ipc_put_int(m, "quota", res->quota);
+		break;
+	default:
+		break;
+	}
+}
+
+static void reply_lookup(struct client *c, int type, uint32_t id, const struct lookup *res)
+{
+	ipc_msg_init(&reply, (uint16_t)type, id);
+	reply.status = (uint16_t)res->status;
+	put_lookup(&reply, type, res);
+	send_reply(c, &reply);
+}
+
+/* Copy a string attribute into dst; false if absent, empty or too long. */
+static bool take_str(const struct ipc_msg *m, const char *key, char *dst, size_t dstlen)
+{
+	const char *v = ipc_get_str(m, key);
+
+	return v && *v && str_copy(dst, dstlen, v) == 0;
+}
+
+static struct job *job_new(struct client *c, const struct ipc_msg *m)
+{
+	struct job *j = xcalloc(1, sizeof(*j));
+
+	j->type = m->type;
+	j->req_id = m->id;
+	j->client = c;
+	buf_init(&j->res.targets, 1 << 16);
+	c->pending++;
+	return j;
+}
+
+static void job_free(struct job *j)
+{
+	explicit_bzero(j->pass, sizeof(j->pass));
+	lookup_free(&j->res);
+	free(j);
+}
+
+static const char *cache_key(const struct job *j, char *out, size_t outlen)
+{
+	if (j->type == AUTH_REQ_SENDER)
+		str_fmt(out, outlen, "%s\n%s", j->user, j->address);
+	else
+		str_copy(out, outlen, j->address);
+	return out;
+}
+
+static void on_delayed(struct ev_loop *loop, void *arg)
+{
+	struct delayed *d = arg;
+
+	(void)loop;
+	ipc_msg_init(&reply, d->type, d->id);
+	reply.status = IPC_PERMFAIL;
+	ipc_put_str(&reply, "reason", "authentication failed");
+	d->client->pending--;
+	send_reply(d->client, &reply);
+	client_release(d->client);
+	free(d);
+}
+
+/* A log line in the shape of Dovecot's auth worker, which fail2ban's dovecot filter reads:
+ * "sql(USER,RIP): unknown user" / "sql(USER,RIP): Password mismatch". */
+static void log_auth_failure(const struct job *j)
+{
+	char user[ADDR_MAX + 1];
+
+	str_copy(user, sizeof(user), j->user);
+	for (char *p = user; *p; p++)
+		if (*p == ' ' || *p == ',' || *p == '(' || *p == ')')
+			*p = '?';
+	msg_info("sql(%s,%s): %s", user, j->rip, j->res.reason[0] ? j->res.reason : "failed");
+}
+
+static void auth_done(struct client *c, struct job *j)
+{
+	char ticket[80];
+
+	if (j->res.status == IPC_OK) {
+		throttle_success(j->rip, j->user);
+		ipc_msg_init(&reply, AUTH_REQ_AUTH, j->req_id);
+		ipc_put_str(&reply, "user", j->res.user);
+		if (j->want_ticket) {
+			ticket_issue(&j->res, ticket, sizeof(ticket));
+			ipc_put_str(&reply, "ticket", ticket);
+		}
+		msg_debug("auth ok: user=<%s>, service=%s, rip=%s", j->res.user, j->service, j->rip);
+		send_reply(c, &reply);
+	} else if (j->res.status == IPC_PERMFAIL) {
+		struct delayed *d = xcalloc(1, sizeof(*d));
+		int64_t delay = throttle_failure(j->rip, j->user);
+
+		log_auth_failure(j);
+		d->client = c;
+		d->type = AUTH_REQ_AUTH;
+		d->id = j->req_id;
+		c->pending++;
+		ev_timer_add(A.loop, delay, on_delayed, d);
+	} else {
+		ipc_msg_init(&reply, AUTH_REQ_AUTH, j->req_id);
+		reply.status = IPC_TEMPFAIL;
+		ipc_put_str(&reply, "reason", j->res.reason[0] ? j->res.reason : "temporary failure");
+		send_reply(c, &reply);
+	}
+}
+
+void client_job_done(struct job *j)
+{
+	struct client *c = j->client;
+	char key[2 * ADDR_MAX + 4];
+
+	c->pending--;
+	if (j->type == AUTH_REQ_AUTH) {
+		auth_done(c, j);
+	} else {
+		if (j->res.status != IPC_TEMPFAIL)
+			cache_put(j->type, cache_key(j, key, sizeof(key)), &j->res);
+		reply_lookup(c, j->type, j->req_id, &j->res);
+	}
+	job_free(j);
+	client_release(c);
+}
+
+/* SASL PLAIN: authzid NUL authcid NUL passwd; an authzid other than authcid is refused. */
+static bool parse_plain(const struct ipc_attr *a, struct job *j)
+{
+	const char *p = (const char *)a->val, *end = p + a->len;
+	const char *n1 = memchr(p, '\0', a->len), *n2;
+	size_t zlen, clen, plen;
+
+	if (n1 == NULL || (n2 = memchr(n1 + 1, '\0', (size_t)(end - n1 - 1))) == NULL)
+		return false;
+	zlen = (size_t)(n1 - p);
+	clen = (size_t)(n2 - n1 - 1);
+	plen = (size_t)(end - n2 - 1);
+	if (memchr(n2 + 1, '\0', plen) || clen == 0 || clen > ADDR_MAX || plen == 0 ||
+	    plen > AUTH_MAX_PASSWORD)
+		return false;
+	if (zlen && (zlen != clen || memcmp(p, n1 + 1, clen) != 0))
+		return false;
+	memcpy(j->user, n1 + 1, clen);
+	j->user[clen] = '\0';
+	memcpy(j->pass, n2 + 1, plen);
+	j->pass[plen] = '\0';
+	return true;
+}
+
+static const char *const auth_keys[] = {
+	"service", "mech", "rip", "resp", "user", "pass", "ticket", NULL,
+};
+
+static void handle_auth(struct client *c, const struct ipc_msg *m)
+{
+	struct job *j = job_new(c, m);
+	const struct ipc_attr *resp = ipc_get(m, "resp");
+	int64_t want = 0;
+	bool ok;
+
+	ok = ipc_check_keys(m, auth_keys) == 0 && take_str(m, "mech", j->mech, sizeof(j->mech)) &&
+	     take_str(m, "service", j->service, sizeof(j->service)) &&
+	     take_str(m, "rip", j->rip, sizeof(j->rip));
+	if (ok && strcmp(j->mech, "PLAIN") == 0)
+		ok = resp && resp->kind == IPC_BYTES && parse_plain(resp, j);
+	else if (ok && strcmp(j->mech, "LOGIN") == 0)
+		ok = take_str(m, "user", j->user, sizeof(j->user)) &&
+		     take_str(m, "pass", j->pass, sizeof(j->pass));
+	else
+		ok = false;
+	if (ok && ipc_get_int(m, "ticket", &want) == 0)
+		j->want_ticket = want != 0;
+	if (!ok) {
+		reply_status(c, m, IPC_PERMFAIL, "malformed request");
+	} else if (throttle_check(j->rip, j->user) < 0) {
+		msg_info("sql(%s,%s): login refused: too many failures", j->user, j->rip);
+		reply_status(c, m, IPC_TEMPFAIL, "too many failed logins; try again later");
+	} else {
+		workers_submit(j);
+		return;
+	}
+	c->pending--;
+	job_free(j);
+}
+
+static void handle_ticket(struct client *c, const struct ipc_msg *m)
+{
+	static const char *const keys[] = { "ticket", NULL };
+	struct lookup res;
+	const char *t = ipc_get_str(m, "ticket");
+
+	if (ipc_check_keys(m, keys) < 0 || t == NULL) {
+		reply_status(c, m, IPC_PERMFAIL, "malformed request");
+		return;
+	}
+	memset(&res, 0, sizeof(res));
+	buf_init(&res.targets, 1);
+	if (!ticket_redeem(t, &res)) {
+		reply_status(c, m, IPC_PERMFAIL, "unknown or expired ticket");
+		return;
+	}
+	reply_lookup(c, AUTH_REQ_TICKET, m->id, &res);
+	lookup_free(&res);
+}
+
+/* rcpt, user, sender: answered from the cache when possible. */
+static void handle_lookup(struct client *c, const struct ipc_msg *m)
+{
+	static const char *const addr_keys[] = { "address", NULL };
+	static const char *const sender_keys[] = { "user", "address", NULL };
+	bool sender = m->type == AUTH_REQ_SENDER;
+	struct job *j = job_new(c, m);
+	char key[2 * ADDR_MAX + 4];
+	const struct lookup *hit;
+
+	if (ipc_check_keys(m, sender ? sender_keys : addr_keys) < 0 ||
+	    !take_str(m, "address", j->address, sizeof(j->address)) ||
+	    (sender && !take_str(m, "user", j->user, sizeof(j->user)))) {
+		reply_status(c, m, IPC_PERMFAIL, "malformed request");
+	} else if ((hit = cache_get(m->type, cache_key(j, key, sizeof(key)))) != NULL) {
+		reply_lookup(c, m->type, m->id, hit);
+	} else {
+		workers_submit(j);
+		return;
+	}
+	c->pending--;
+	job_free(j);
+}
+
+static void handle_request(struct client *c, const struct ipc_msg *m)
+{
+	int idx = (int)m->type - AUTH_REQ_AUTH;
+
+	if (idx < 0 || idx > AUTH_REQ_SENDER - AUTH_REQ_AUTH) {
+		reply_status(c, m, IPC_PERMFAIL, "unknown request type");
+		return;
+	}
+	if (!ipc_allow_check(&A.allow[idx], c->uid)) {
+		msg_warn("refused request type %d from pid %d uid %d: not allowed", m->type,
+			 (int)c->pid, (int)c->uid);
+		reply_status(c, m, IPC_PERMFAIL, "not allowed");
+		return;
+	}
+	switch (m->type) {
+	case AUTH_REQ_AUTH: handle_auth(c, m); break;
+	case AUTH_REQ_TICKET: handle_ticket(c, m); break;
+	default: handle_lookup(c, m); break;
+	}
+}
+
+static void on_readable(struct ev_loop *loop, int fd, int revents, void *arg)
+{
+	struct client *c = arg;
+	int r;
+
+	(void)loop, (void)fd, (void)revents;
+	/* A few frames per wake-up: fair to other clients, cheap for pipelining ones. */
+	for (int i = 0; i < 16 && c->fd >= 0; i++) {
+		r = ipc_recv(c->fd, &req);
+		if (r < 0 && (errno == EAGAIN || errno == EINTR))
+			return;
+		if (r <= 0) {
+			if (r < 0)
+				msg_warn("client pid %d: %m; closing", (int)c->pid);
+			client_close(c);
+			return;
+		}
+		if (req.nfds > 0) {
+			ipc_close_fds(&req);
+			msg_warn("client pid %d sent descriptors; closing", (int)c->pid);
+			client_close(c);
+			return;
+		}
+		handle_request(c, &req);
+	}
+}
+
+void client_accept(struct ev_loop *loop, int lfd, int revents, void *arg)
+{
+	struct client *c;
+	gid_t gid;
+	int fd;
+
+	(void)revents, (void)arg;
+	while ((fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK)) >= 0) {
+		if (A.nclients >= AUTHD_MAX_CLIENTS) {
+			msg_warn("too many clients (%d); refusing one", A.nclients);
+			close(fd);
+			continue;
+		}
+		c = xcalloc(1, sizeof(*c));
+		c->fd = fd;
+		if (ipc_peercred(fd, &c->pid, &c->uid, &gid) < 0) {
+			close(fd);
+			free(c);
+			continue;
+		}
+		if (ev_fd_add(loop, fd, POLLIN, on_readable, c) < 0) {
+			close(fd);
+			free(c);
+			continue;
+		}
+		A.nclients++;
+	}
+}
