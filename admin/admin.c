@@ -19,29 +19,33 @@
 
 struct admin_cmd {
 	const char *noun, *verb;	/* verb NULL: the noun alone is the command */
-	int (*run)(struct admin_ctx *ctx, int argc, char **argv);
+	int (*run)(struct admin_ctx *ctx, const struct admin_opts *o);
+	unsigned options;		/* OPT_* allowed */
+	int minpos, maxpos;		/* positional arguments */
 	bool needs_db;
 	const char *usage;
 };
 
 static const struct admin_cmd admin_cmds[] = {
-	{ "domain", "add", admin_domain_add, true, "domain add DOMAIN" },
-	{ "domain", "del", admin_domain_del, true, "domain del DOMAIN [--force]" },
-	{ "domain", "list", admin_domain_list, true, "domain list" },
-	{ "user", "add", admin_user_add, true,
+	{ "domain", "add", admin_domain_add, 0, 1, 1, true, "domain add DOMAIN" },
+	{ "domain", "del", admin_domain_del, OPT_FORCE, 1, 1, true,
+	  "domain del DOMAIN [--force]" },
+	{ "domain", "list", admin_domain_list, 0, 0, 0, true, "domain list" },
+	{ "user", "add", admin_user_add, OPT_PASSWORD_STDIN | OPT_SCHEME, 1, 1, true,
 	  "user add ADDRESS [--password-stdin] [--scheme yescrypt|sha512-crypt]" },
-	{ "user", "del", admin_user_del, true, "user del ADDRESS" },
-	{ "user", "list", admin_user_list, true, "user list [DOMAIN]" },
-	{ "user", "passwd", admin_user_passwd, true,
+	{ "user", "del", admin_user_del, 0, 1, 1, true, "user del ADDRESS" },
+	{ "user", "list", admin_user_list, 0, 0, 1, true, "user list [DOMAIN]" },
+	{ "user", "passwd", admin_user_passwd, OPT_PASSWORD_STDIN | OPT_SCHEME, 1, 1, true,
 	  "user passwd ADDRESS [--password-stdin] [--scheme yescrypt|sha512-crypt]" },
-	{ "alias", "add", admin_alias_add, true, "alias add SOURCE DESTINATION" },
-	{ "alias", "del", admin_alias_del, true, "alias del SOURCE [DESTINATION]" },
-	{ "alias", "list", admin_alias_list, true, "alias list [DOMAIN]" },
-	{ "lookup", NULL, admin_lookup, false, "lookup ADDRESS" },
-	{ "auth", "test", admin_auth_test, false, "auth test USER [--password-stdin]" },
+	{ "alias", "add", admin_alias_add, 0, 2, 2, true, "alias add SOURCE DESTINATION" },
+	{ "alias", "del", admin_alias_del, 0, 1, 2, true, "alias del SOURCE [DESTINATION]" },
+	{ "alias", "list", admin_alias_list, 0, 0, 1, true, "alias list [DOMAIN]" },
+	{ "lookup", NULL, admin_lookup, 0, 1, 1, false, "lookup ADDRESS" },
+	{ "auth", "test", admin_auth_test, OPT_PASSWORD_STDIN, 1, 1, false,
+	  "auth test USER [--password-stdin]" },
 };
 
-/* The usage line of the running subcommand, for admin_parse_opts' messages. */
+/* The usage line of the running subcommand, for parse_opts' messages. */
 static const char *current_usage = "";
 
 static int usage(FILE *out)
@@ -113,8 +117,10 @@ static int take_option(char **argv, int argc, int *i, unsigned allowed, struct a
 	return 0;
 }
 
-int admin_parse_opts(int argc, char **argv, unsigned allowed, int minpos, int maxpos,
-		     struct admin_opts *o)
+/* Parse argv[0..argc) allowing the options in `allowed` and minpos..maxpos positional
+ * arguments; -1 after a usage message. */
+static int parse_opts(int argc, char **argv, unsigned allowed, int minpos, int maxpos,
+		      struct admin_opts *o)
 {
 	bool options_done = false;
 
@@ -235,7 +241,8 @@ int cmd_admin(int argc, char **argv)
 	const char *conf_path = "/etc/postern/postern.conf";
 	struct admin_ctx ctx = { 0 };
 	const struct admin_cmd *cmd;
-	int c, rc, skip;
+	struct admin_opts opts;
+	int c, rc, words;
 
 	while ((c = getopt(argc, argv, "+c:h")) != -1) {
 		if (c == 'h')
@@ -250,14 +257,17 @@ int cmd_admin(int argc, char **argv)
 	if (cmd == NULL)
 		return usage(stderr);
 	current_usage = cmd->usage;
+	words = cmd->verb ? 2 : 1;
+	if (parse_opts(argc - words, argv + words, cmd->options, cmd->minpos, cmd->maxpos,
+			     &opts) < 0)
+		return ADMIN_USAGE;
 	ctx.cfg = conf_load(conf_path, conf_message, NULL);
 	if (ctx.cfg == NULL)
 		return ADMIN_FAIL;
 	open_log(ctx.cfg);
 	rc = cmd->needs_db ? open_db(&ctx) : ADMIN_OK;
-	skip = cmd->verb ? 1 : 0;	/* handlers get argv from their verb (or the noun) */
 	if (rc == ADMIN_OK)
-		rc = cmd->run(&ctx, argc - skip, argv + skip);
+		rc = cmd->run(&ctx, &opts);
 	close_ctx(&ctx);
 	if (fflush(stdout) != 0 || ferror(stdout))
 		rc = rc ? rc : admin_fail("cannot write the output");

@@ -31,8 +31,8 @@ struct admin_ctx {
 	struct sqldb *db;	/* admin credentials; connects on first use */
 };
 
-/* Options after a subcommand: --force, --password-stdin, --scheme NAME; the rest are
- * positional arguments. */
+/* A subcommand's options (--force, --password-stdin, --scheme NAME) and positional
+ * arguments, parsed by cmd_admin against what its table allows ("--" ends options). */
 enum { OPT_FORCE = 1, OPT_PASSWORD_STDIN = 2, OPT_SCHEME = 4 };
 #define ADMIN_MAX_POS 4
 struct admin_opts {
@@ -41,10 +41,6 @@ struct admin_opts {
 	int npos;
 	const char *pos[ADMIN_MAX_POS];
 };
-/* Parse argv[0..argc) allowing the options in `allowed` and minpos..maxpos positional
- * arguments ("--" ends the options). -1 after a message on stderr (a usage error). */
-int admin_parse_opts(int argc, char **argv, unsigned allowed, int minpos, int maxpos,
-		     struct admin_opts *o);
 
 /* Print "postern admin: MESSAGE" on stderr; returns ADMIN_FAIL. */
 int admin_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -109,18 +105,18 @@ int admin_user_paths(const struct admin_ctx *ctx, const struct addr *a, char *ho
  * directories and files are kept. ADMIN_OK or ADMIN_FAIL. */
 int admin_make_mailbox(const struct admin_ctx *ctx, const char *maildir);
 
-/* The subcommands (argv[0] is the verb, or "lookup"). */
-int admin_domain_add(struct admin_ctx *ctx, int argc, char **argv);
-int admin_domain_del(struct admin_ctx *ctx, int argc, char **argv);
-int admin_domain_list(struct admin_ctx *ctx, int argc, char **argv);
-int admin_user_add(struct admin_ctx *ctx, int argc, char **argv);
-int admin_user_del(struct admin_ctx *ctx, int argc, char **argv);
-int admin_user_list(struct admin_ctx *ctx, int argc, char **argv);
-int admin_user_passwd(struct admin_ctx *ctx, int argc, char **argv);
-int admin_alias_add(struct admin_ctx *ctx, int argc, char **argv);
-int admin_alias_del(struct admin_ctx *ctx, int argc, char **argv);
-int admin_alias_list(struct admin_ctx *ctx, int argc, char **argv);
-int admin_lookup(struct admin_ctx *ctx, int argc, char **argv);
-int admin_auth_test(struct admin_ctx *ctx, int argc, char **argv);
+/* The subcommands, with their options and positional arguments parsed by cmd_admin. */
+int admin_domain_add(struct admin_ctx *ctx, const struct admin_opts *o);
+int admin_domain_del(struct admin_ctx *ctx, const struct admin_opts *o);
+int admin_domain_list(struct admin_ctx *ctx, const struct admin_opts *o);
+int admin_user_add(struct admin_ctx *ctx, const struct admin_opts *o);
+int admin_user_del(struct admin_ctx *ctx, const struct admin_opts *o);
+int admin_user_list(struct admin_ctx *ctx, const struct admin_opts *o);
+int admin_user_passwd(struct admin_ctx *ctx, const struct admin_opts *o);
+int admin_alias_add(struct admin_ctx *ctx, const struct admin_opts *o);
+int admin_alias_del(struct admin_ctx *ctx, const struct admin_opts *o);
+int admin_alias_list(struct admin_ctx *ctx, const struct admin_opts *o);
+int admin_lookup(struct admin_ctx *ctx, const struct admin_opts *o);
+int admin_auth_test(struct admin_ctx *ctx, const struct admin_opts *o);
 
 #endif

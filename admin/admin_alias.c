@@ -41,20 +41,17 @@ static const char alias_insert[] =
 	"INSERT INTO virtual_aliases (domain_id, source, destination) "
 	"SELECT id, %s, %u FROM virtual_domains WHERE name = %d ORDER BY id LIMIT 1";
 
-int admin_alias_add(struct admin_ctx *ctx, int argc, char **argv)
+int admin_alias_add(struct admin_ctx *ctx, const struct admin_opts *o)
 {
 	struct alias_source src;
-	struct admin_opts o;
 	struct sql_args args = { 0 };
 	unsigned long long added;
 	struct addr dst;
 	bool found;
 	int rc;
 
-	if (admin_parse_opts(argc - 1, argv + 1, 0, 2, 2, &o) < 0)
-		return ADMIN_USAGE;
-	if ((rc = parse_source(o.pos[0], &src)) != ADMIN_OK ||
-	    (rc = admin_parse_address(o.pos[1], &dst)) != ADMIN_OK)
+	if ((rc = parse_source(o->pos[0], &src)) != ADMIN_OK ||
+	    (rc = admin_parse_address(o->pos[1], &dst)) != ADMIN_OK)
 		return rc;
 	if (addr_equal(src.text, dst.full))
 		return admin_fail("an alias from %s to itself would be a loop", src.text);
@@ -78,22 +75,19 @@ int admin_alias_add(struct admin_ctx *ctx, int argc, char **argv)
 	return ADMIN_OK;
 }
 
-int admin_alias_del(struct admin_ctx *ctx, int argc, char **argv)
+int admin_alias_del(struct admin_ctx *ctx, const struct admin_opts *o)
 {
 	struct alias_source src;
-	struct admin_opts o;
 	struct sql_args args = { 0 };
 	unsigned long long deleted;
 	struct addr dst;
 	int rc;
 
-	if (admin_parse_opts(argc - 1, argv + 1, 0, 1, 2, &o) < 0)
-		return ADMIN_USAGE;
-	if ((rc = parse_source(o.pos[0], &src)) != ADMIN_OK)
+	if ((rc = parse_source(o->pos[0], &src)) != ADMIN_OK)
 		return rc;
 	args.s = src.text;
-	if (o.npos == 2) {
-		if ((rc = admin_parse_address(o.pos[1], &dst)) != ADMIN_OK)
+	if (o->npos == 2) {
+		if ((rc = admin_parse_address(o->pos[1], &dst)) != ADMIN_OK)
 			return rc;
 		args.u = dst.full;
 		rc = admin_exec(ctx, "DELETE FROM virtual_aliases WHERE source = %s AND "
@@ -123,20 +117,17 @@ static void print_alias(const struct sql_rows *rows, size_t r)
 	       admin_printable(row[2], dst, sizeof(dst)));
 }
 
-int admin_alias_list(struct admin_ctx *ctx, int argc, char **argv)
+int admin_alias_list(struct admin_ctx *ctx, const struct admin_opts *o)
 {
 	char domain[ADDR_MAX_DOMAIN + 1];
-	struct admin_opts o;
 	struct sql_args args = { 0 };
 	int rc;
 
-	if (admin_parse_opts(argc - 1, argv + 1, 0, 0, 1, &o) < 0)
-		return ADMIN_USAGE;
-	if (o.npos == 0)
+	if (o->npos == 0)
 		return admin_list(ctx, "SELECT source, id, destination FROM virtual_aliases "
 				  "WHERE source > %s OR (source = %s AND id > %u) "
 				  "ORDER BY source, id" ADMIN_PAGE_LIMIT, &args, print_alias);
-	if ((rc = admin_parse_domain(o.pos[0], domain)) != ADMIN_OK ||
+	if ((rc = admin_parse_domain(o->pos[0], domain)) != ADMIN_OK ||
 	    (rc = admin_require_domain(ctx, domain)) != ADMIN_OK)
 		return rc;
 	args.d = domain;

@@ -17,17 +17,14 @@ static const char domain_insert[] =
 	"INSERT INTO virtual_domains (name) SELECT %d FROM DUAL "
 	"WHERE NOT EXISTS (SELECT 1 FROM virtual_domains WHERE name = %d)";
 
-int admin_domain_add(struct admin_ctx *ctx, int argc, char **argv)
+int admin_domain_add(struct admin_ctx *ctx, const struct admin_opts *o)
 {
 	char domain[ADDR_MAX_DOMAIN + 1];
-	struct admin_opts o;
 	struct sql_args args = { 0 };
 	unsigned long long added;
 	int rc;
 
-	if (admin_parse_opts(argc - 1, argv + 1, 0, 1, 1, &o) < 0)
-		return ADMIN_USAGE;
-	if ((rc = admin_parse_domain(o.pos[0], domain)) != ADMIN_OK)
+	if ((rc = admin_parse_domain(o->pos[0], domain)) != ADMIN_OK)
 		return rc;
 	args.d = domain;
 	if ((rc = admin_exec(ctx, domain_insert, &args, &added)) != ADMIN_OK)
@@ -64,29 +61,30 @@ static const char aliases_of_domain[] =
 	"SELECT COUNT(*) FROM virtual_aliases a JOIN virtual_domains d ON a.domain_id = d.id "
 	"WHERE d.name = %d";
 
-int admin_domain_del(struct admin_ctx *ctx, int argc, char **argv)
+int admin_domain_del(struct admin_ctx *ctx, const struct admin_opts *o)
 {
 	char domain[ADDR_MAX_DOMAIN + 1];
-	struct admin_opts o;
 	struct sql_args args = { 0 };
 	unsigned long long deleted;
 	long long users, aliases;
+	bool found;
 	int rc;
 
-	if (admin_parse_opts(argc - 1, argv + 1, OPT_FORCE, 1, 1, &o) < 0)
-		return ADMIN_USAGE;
-	if ((rc = admin_parse_domain(o.pos[0], domain)) != ADMIN_OK)
+	if ((rc = admin_parse_domain(o->pos[0], domain)) != ADMIN_OK)
 		return rc;
-	if ((rc = admin_require_domain(ctx, domain)) != ADMIN_OK)
+	args.d = domain;
+	if ((rc = admin_exists(ctx, "SELECT 1 FROM virtual_domains WHERE name = %d LIMIT 1",
+			       &args, &found)) != ADMIN_OK)
 		return rc;
+	if (!found)
+		return admin_fail("no such domain: %s", domain);
 	if ((rc = count_in_domain(ctx, users_of_domain, domain, &users)) != ADMIN_OK ||
 	    (rc = count_in_domain(ctx, aliases_of_domain, domain, &aliases)) != ADMIN_OK)
 		return rc;
-	if (users > 0 && !o.force)
+	if (users > 0 && !o->force)
 		return admin_fail("domain %s has %lld user%s; delete them first, or use --force to "
 				  "delete the domain with its users and aliases", domain, users,
 				  users == 1 ? "" : "s");
-	args.d = domain;
 	rc = admin_exec(ctx, "DELETE FROM virtual_domains WHERE name = %d", &args, &deleted);
 	if (rc != ADMIN_OK)
 		return rc;
@@ -99,13 +97,10 @@ int admin_domain_del(struct admin_ctx *ctx, int argc, char **argv)
 	return ADMIN_OK;
 }
 
-int admin_domain_list(struct admin_ctx *ctx, int argc, char **argv)
+int admin_domain_list(struct admin_ctx *ctx, const struct admin_opts *o)
 {
-	struct admin_opts o;
 	struct sql_args args = { 0 };
 
-	if (admin_parse_opts(argc - 1, argv + 1, 0, 0, 0, &o) < 0)
-		return ADMIN_USAGE;
 	return admin_list(ctx, "SELECT DISTINCT name, name FROM virtual_domains WHERE name > %s "
 			  "ORDER BY name" ADMIN_PAGE_LIMIT, &args, admin_print_first);
 }

@@ -127,23 +127,20 @@ static int ask(int fd, const char *path, int type, uint32_t id, const char *addr
 	return call_authd(fd, path, req, reply);
 }
 
-int admin_lookup(struct admin_ctx *ctx, int argc, char **argv)
+int admin_lookup(struct admin_ctx *ctx, const struct admin_opts *o)
 {
 	struct ipc_msg *req = xmalloc(sizeof(*req)), *reply = xmalloc(sizeof(*reply));
 	char path[4096];
-	struct admin_opts o;
 	int fd = -1, rc, found = ADMIN_OK;
 
-	if (admin_parse_opts(argc - 1, argv + 1, 0, 1, 1, &o) < 0)
-		rc = ADMIN_USAGE;
-	else if (strlen(o.pos[0]) > AUTH_MAX_ADDRESS)
+	if (strlen(o->pos[0]) > AUTH_MAX_ADDRESS)
 		rc = admin_fail("the address is longer than %d bytes", AUTH_MAX_ADDRESS);
 	else
 		rc = connect_authd(ctx, path, sizeof(path), &fd);
-	if (rc == ADMIN_OK && (rc = ask(fd, path, AUTH_REQ_RCPT, 1, o.pos[0], req, reply)) ==
+	if (rc == ADMIN_OK && (rc = ask(fd, path, AUTH_REQ_RCPT, 1, o->pos[0], req, reply)) ==
 	    ADMIN_OK)
 		found = print_rcpt(reply);
-	if (rc == ADMIN_OK && (rc = ask(fd, path, AUTH_REQ_USER, 2, o.pos[0], req, reply)) ==
+	if (rc == ADMIN_OK && (rc = ask(fd, path, AUTH_REQ_USER, 2, o->pos[0], req, reply)) ==
 	    ADMIN_OK)
 		print_user(reply);
 	if (fd >= 0)
@@ -198,29 +195,26 @@ static int print_auth(const char *user, const struct ipc_msg *reply)
 	return ADMIN_FAIL;
 }
 
-int admin_auth_test(struct admin_ctx *ctx, int argc, char **argv)
+int admin_auth_test(struct admin_ctx *ctx, const struct admin_opts *o)
 {
 	struct ipc_msg *req = xmalloc(sizeof(*req)), *reply = xmalloc(sizeof(*reply));
 	char pw[AUTH_MAX_PASSWORD + 2], path[4096];
-	struct admin_opts o;
 	int fd = -1, rc;
 
-	if (admin_parse_opts(argc - 1, argv + 1, OPT_PASSWORD_STDIN, 1, 1, &o) < 0)
-		rc = ADMIN_USAGE;
-	else if (strlen(o.pos[0]) > ADDR_MAX)
+	if (strlen(o->pos[0]) > ADDR_MAX)
 		rc = admin_fail("the user name is longer than %d bytes", ADDR_MAX);
 	else
-		rc = admin_read_password(o.password_stdin, "Password: ", NULL, AUTH_MAX_PASSWORD,
+		rc = admin_read_password(o->password_stdin, "Password: ", NULL, AUTH_MAX_PASSWORD,
 					 pw, sizeof(pw));
 	if (rc == ADMIN_OK)
-		rc = build_auth(req, o.pos[0], pw);
+		rc = build_auth(req, o->pos[0], pw);
 	explicit_bzero(pw, sizeof(pw));
 	if (rc == ADMIN_OK)
 		rc = connect_authd(ctx, path, sizeof(path), &fd);
 	if (rc == ADMIN_OK)
 		rc = call_authd(fd, path, req, reply);
 	if (rc == ADMIN_OK)
-		rc = print_auth(o.pos[0], reply);
+		rc = print_auth(o->pos[0], reply);
 	if (fd >= 0)
 		(void)close(fd);
 	explicit_bzero(req, sizeof(*req));

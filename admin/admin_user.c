@@ -61,23 +61,20 @@ static void undo_insert(struct admin_ctx *ctx, const struct addr *a)
 		admin_fail("user %s is in the database, but has no mailbox yet", a->full);
 }
 
-int admin_user_add(struct admin_ctx *ctx, int argc, char **argv)
+int admin_user_add(struct admin_ctx *ctx, const struct admin_opts *o)
 {
 	char hash[256], home[PATH_LEN], maildir[PATH_LEN];
-	struct admin_opts o;
 	struct sql_args args = { 0 };
 	enum passwd_scheme scheme;
 	unsigned long long added;
 	struct addr a;
 	int rc;
 
-	if (admin_parse_opts(argc - 1, argv + 1, OPT_PASSWORD_STDIN | OPT_SCHEME, 1, 1, &o) < 0)
-		return ADMIN_USAGE;
-	if ((rc = admin_pick_scheme(ctx, o.scheme, &scheme)) != ADMIN_OK ||
-	    (rc = check_new_user(ctx, o.pos[0], &a)) != ADMIN_OK ||
+	if ((rc = admin_pick_scheme(ctx, o->scheme, &scheme)) != ADMIN_OK ||
+	    (rc = check_new_user(ctx, o->pos[0], &a)) != ADMIN_OK ||
 	    (rc = admin_user_paths(ctx, &a, home, sizeof(home), maildir, sizeof(maildir))) !=
 	    ADMIN_OK ||
-	    (rc = admin_new_hash(o.password_stdin, a.full, scheme, hash, sizeof(hash))) != ADMIN_OK)
+	    (rc = admin_new_hash(o->password_stdin, a.full, scheme, hash, sizeof(hash))) != ADMIN_OK)
 		return rc;
 	args.s = a.full;
 	args.d = a.domain;
@@ -99,18 +96,15 @@ int admin_user_add(struct admin_ctx *ctx, int argc, char **argv)
 	return ADMIN_OK;
 }
 
-int admin_user_del(struct admin_ctx *ctx, int argc, char **argv)
+int admin_user_del(struct admin_ctx *ctx, const struct admin_opts *o)
 {
 	char home[PATH_LEN], maildir[PATH_LEN];
-	struct admin_opts o;
 	struct sql_args args = { 0 };
 	unsigned long long deleted;
 	struct addr a;
 	int rc;
 
-	if (admin_parse_opts(argc - 1, argv + 1, 0, 1, 1, &o) < 0)
-		return ADMIN_USAGE;
-	if ((rc = admin_parse_address(o.pos[0], &a)) != ADMIN_OK)
+	if ((rc = admin_parse_address(o->pos[0], &a)) != ADMIN_OK)
 		return rc;
 	args.s = a.full;
 	rc = admin_exec(ctx, "DELETE FROM virtual_users WHERE email = %s", &args, &deleted);
@@ -126,19 +120,16 @@ int admin_user_del(struct admin_ctx *ctx, int argc, char **argv)
 	return ADMIN_OK;
 }
 
-int admin_user_list(struct admin_ctx *ctx, int argc, char **argv)
+int admin_user_list(struct admin_ctx *ctx, const struct admin_opts *o)
 {
 	char domain[ADDR_MAX_DOMAIN + 1];
-	struct admin_opts o;
 	struct sql_args args = { 0 };
 	int rc;
 
-	if (admin_parse_opts(argc - 1, argv + 1, 0, 0, 1, &o) < 0)
-		return ADMIN_USAGE;
-	if (o.npos == 0)
+	if (o->npos == 0)
 		return admin_list(ctx, "SELECT email, email FROM virtual_users WHERE email > %s "
 				  "ORDER BY email" ADMIN_PAGE_LIMIT, &args, admin_print_first);
-	if ((rc = admin_parse_domain(o.pos[0], domain)) != ADMIN_OK ||
+	if ((rc = admin_parse_domain(o->pos[0], domain)) != ADMIN_OK ||
 	    (rc = admin_require_domain(ctx, domain)) != ADMIN_OK)
 		return rc;
 	args.d = domain;
@@ -148,10 +139,9 @@ int admin_user_list(struct admin_ctx *ctx, int argc, char **argv)
 			  &args, admin_print_first);
 }
 
-int admin_user_passwd(struct admin_ctx *ctx, int argc, char **argv)
+int admin_user_passwd(struct admin_ctx *ctx, const struct admin_opts *o)
 {
 	char hash[256];
-	struct admin_opts o;
 	struct sql_args args = { 0 };
 	enum passwd_scheme scheme;
 	unsigned long long changed;
@@ -159,17 +149,15 @@ int admin_user_passwd(struct admin_ctx *ctx, int argc, char **argv)
 	bool found;
 	int rc;
 
-	if (admin_parse_opts(argc - 1, argv + 1, OPT_PASSWORD_STDIN | OPT_SCHEME, 1, 1, &o) < 0)
-		return ADMIN_USAGE;
-	if ((rc = admin_pick_scheme(ctx, o.scheme, &scheme)) != ADMIN_OK ||
-	    (rc = admin_parse_address(o.pos[0], &a)) != ADMIN_OK)
+	if ((rc = admin_pick_scheme(ctx, o->scheme, &scheme)) != ADMIN_OK ||
+	    (rc = admin_parse_address(o->pos[0], &a)) != ADMIN_OK)
 		return rc;
 	args.s = a.full;
 	if ((rc = admin_exists(ctx, user_exists, &args, &found)) != ADMIN_OK)
 		return rc;
 	if (!found)
 		return admin_fail("no such user: %s", a.full);
-	if ((rc = admin_new_hash(o.password_stdin, a.full, scheme, hash, sizeof(hash))) !=
+	if ((rc = admin_new_hash(o->password_stdin, a.full, scheme, hash, sizeof(hash))) !=
 	    ADMIN_OK)
 		return rc;
 	args.p = hash;

@@ -149,9 +149,11 @@ static int user_exact(struct sqldb *db, const struct addr *a, struct lookup *res
 	if (found) {
 		set_status(res, IPC_OK, "");
 		fill_user(&rows, a, res);
+		if (res->status == IPC_TEMPFAIL)
+			found = -1;
 	}
 	sql_rows_free(&rows);
-	return res->status == IPC_TEMPFAIL ? -1 : found;
+	return found;
 }
 
 static void do_user(struct sqldb *db, const char *address, struct lookup *res)
@@ -193,6 +195,7 @@ static int rcpt_exact(struct sqldb *db, const struct addr *a, struct lookup *res
 {
 	struct sql_rows rows = { 0 };
 	enum sql_status st = query(db, "alias_query", a, &rows);
+	int r;
 
 	if (st != SQL_OK) {
 		sql_failed(db, res, "alias_query", st);
@@ -206,10 +209,10 @@ static int rcpt_exact(struct sqldb *db, const struct addr *a, struct lookup *res
 		return res->status == IPC_OK ? 1 : -1;
 	}
 	sql_rows_free(&rows);
-	if (user_exact(db, a, res) != 1)
-		return res->status == IPC_TEMPFAIL ? -1 : 0;
-	str_copy(res->kind, sizeof(res->kind), "virtual");
-	return 1;
+	r = user_exact(db, a, res);
+	if (r == 1)
+		str_copy(res->kind, sizeof(res->kind), "virtual");
+	return r;
 }
 
 static bool in_list(const char *param, const char *value)
@@ -308,6 +311,18 @@ static void do_rcpt(struct sqldb *db, const char *address, struct lookup *res)
 		set_status(res, IPC_PERMFAIL, "unknown user");
 }
 
+/* Is address one of the comma/space separated items of a destination column? */
+static bool list_has(const char *list, const char *address)
+{
+	char *copy = xstrdup(list), *save = NULL, *t;
+	bool found = false;
+
+	for (t = strtok_r(copy, ", \t", &save); t && !found; t = strtok_r(NULL, ", \t", &save))
+		found = addr_equal(t, address);
+	free(copy);
+	return found;
+}
+
 static void do_sender(struct sqldb *db, const char *user, const char *address,
 		      struct lookup *res)
 {
@@ -332,10 +347,9 @@ static void do_sender(struct sqldb *db, const char *user, const char *address,
 		return;
 	}
 	set_status(res, IPC_PERMFAIL, "sender address not owned by user");
-	for (size_t r = 0; r < rows.nrows; r++)
-		for (size_t c = 0; c < rows.ncols; c++)
-			if (addr_equal(rows.cell[r * rows.ncols + c], user))
-				set_status(res, IPC_OK, "");
+	for (size_t i = 0; i < rows.nrows * rows.ncols; i++)
+		if (list_has(rows.cell[i], user))
+			set_status(res, IPC_OK, "");
 	sql_rows_free(&rows);
 }
 

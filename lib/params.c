@@ -112,7 +112,7 @@ const struct conf_param conf_params[] = {
 	{ "virtual_quota", CONF_SIZE, "0", 0, NOMAX, "default quota in bytes (0 = none)" },
 	{ "required_aliases", CONF_LIST, "postmaster, abuse", 0, 0,
 	  "local parts that exist in every virtual domain (RFC 2142)" },
-	{ "required_aliases_target", CONF_STR, "root", 0, 0,
+	{ "required_aliases_target", CONF_STR, "root@$myhostname", 0, 0,
 	  "where required local parts go when no user or alias has them" },
 	{ "aliases_file", CONF_STR, "/etc/aliases", 0, 0, "system aliases (local domains)" },
 	{ "minimum_uid", CONF_INT, "1000", 0, 0x7fffffff,
