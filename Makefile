@@ -138,3 +138,17 @@ fuzz-run: build/fuzz/fuzz_ipc
 	@mkdir -p build/fuzz/corpus_ipc
 	build/fuzz/fuzz_ipc -max_total_time=$(FUZZ_TIME) -artifact_prefix=build/fuzz/ \
 		build/fuzz/corpus_ipc tests/fuzz/corpus_ipc
+
+# ---- benchmarks (issue 3: authd) ---------------------------------------------------------
+# bench/authd.c is a load generator for authd (build/bench/authd-bench); `make bench-authd`
+# runs bench/authd.sh: a sandbox, cached and uncached rcpt lookups, a table of the results.
+AUTHD_BENCH := $(BUILD)/bench/authd-bench
+
+$(AUTHD_BENCH): $(BUILD)/bench/authd.o $(LIBPOSTERN)
+	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+
+all: $(AUTHD_BENCH)
+
+.PHONY: bench-authd
+bench-authd: $(PROGS) $(AUTHD_BENCH)
+	POSTERN_BUILD=$(CURDIR)/$(BUILD) ./bench/authd.sh

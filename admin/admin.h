@@ -102,8 +102,10 @@ int admin_user_paths(const struct admin_ctx *ctx, const struct addr *a, char *ho
 		     size_t homelen, char *maildir, size_t maildirlen);
 /* Create the Maildir (with the standard folders) of a virtual user, owned by vmail_owner,
  * without following symbolic links and never outside virtual_mailbox_base. Existing
- * directories and files are kept. ADMIN_OK or ADMIN_FAIL. */
-int admin_make_mailbox(const struct admin_ctx *ctx, const char *maildir);
+ * directories and files are kept. ADMIN_OK, or ADMIN_FAIL with the reason in err (nothing
+ * printed). */
+int admin_make_mailbox(const struct admin_ctx *ctx, const char *maildir, char *err,
+		       size_t errlen);
 
 /* The subcommands, with their options and positional arguments parsed by cmd_admin. */
 int admin_domain_add(struct admin_ctx *ctx, const struct admin_opts *o);

@@ -53,8 +53,6 @@ int admin_alias_add(struct admin_ctx *ctx, const struct admin_opts *o)
 	if ((rc = parse_source(o->pos[0], &src)) != ADMIN_OK ||
 	    (rc = admin_parse_address(o->pos[1], &dst)) != ADMIN_OK)
 		return rc;
-	if (addr_equal(src.text, dst.full))
-		return admin_fail("an alias from %s to itself would be a loop", src.text);
 	if ((rc = admin_require_domain(ctx, src.domain)) != ADMIN_OK)
 		return rc;
 	args.s = src.text;

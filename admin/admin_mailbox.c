@@ -13,6 +13,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -89,50 +90,62 @@ struct walk {
 	uid_t uid;			/* vmail_owner */
 	gid_t gid;
 	char path[PATH_LEN];		/* where we are, for messages */
+	char err[PATH_LEN + 200];	/* what went wrong */
 };
 
+static int walk_fail(struct walk *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int walk_fail(struct walk *w, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	(void)vsnprintf(w->err, sizeof(w->err), fmt, ap);
+	va_end(ap);
+	return ADMIN_FAIL;
+}
+
 /* Hand a new file or directory to vmail with the given mode. */
-static int give_to_vmail(const struct walk *w, int fd, const char *name, mode_t mode)
+static int give_to_vmail(struct walk *w, int fd, const char *name, mode_t mode)
 {
 	if (fchown(fd, w->uid, w->gid) < 0 || fchmod(fd, mode) < 0)
-		return admin_fail("cannot give %s/%s to vmail_owner: %s", w->path, name,
-				  strerror(errno));
+		return walk_fail(w, "cannot give %s/%s to vmail_owner: %s", w->path, name,
+				 strerror(errno));
 	return ADMIN_OK;
 }
 
 /* An existing directory must belong to root or vmail: anyone else could move things
  * around in it under us. */
-static int check_owner(const struct walk *w, int fd, const char *name)
+static int check_owner(struct walk *w, int fd, const char *name)
 {
 	struct stat st;
 
 	if (fstat(fd, &st) < 0)
-		return admin_fail("cannot stat %s/%s: %s", w->path, name, strerror(errno));
+		return walk_fail(w, "cannot stat %s/%s: %s", w->path, name, strerror(errno));
 	if (st.st_uid != 0 && st.st_uid != w->uid)
-		return admin_fail("%s/%s belongs to uid %u, not to vmail_owner or root; refusing "
-				  "to create the mailbox there", w->path, name,
-				  (unsigned)st.st_uid);
+		return walk_fail(w, "%s/%s belongs to uid %u, not to vmail_owner or root; refusing "
+				 "to create the mailbox there", w->path, name,
+				 (unsigned)st.st_uid);
 	return ADMIN_OK;
 }
 
 /* Create (if missing) and open directory name below dirfd, never through a symbolic link;
- * w->path is extended by name. The new descriptor, or -1 after a message. */
+ * w->path is extended by name. The new descriptor, or -1 with the reason in w->err. */
 static int enter_dir(struct walk *w, int dirfd, const char *name)
 {
 	bool created = mkdirat(dirfd, name, 0700) == 0;
 	int fd, rc;
 
 	if (!created && errno != EEXIST) {
-		admin_fail("cannot create %s/%s: %s", w->path, name, strerror(errno));
+		walk_fail(w, "cannot create %s/%s: %s", w->path, name, strerror(errno));
 		return -1;
 	}
 	fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0) {
 		if (errno == ELOOP || errno == ENOTDIR)
-			admin_fail("%s/%s is a symbolic link or not a directory; refusing to use it",
-				   w->path, name);
+			walk_fail(w, "%s/%s is a symbolic link or not a directory; refusing to "
+				  "use it", w->path, name);
 		else
-			admin_fail("cannot open %s/%s: %s", w->path, name, strerror(errno));
+			walk_fail(w, "cannot open %s/%s: %s", w->path, name, strerror(errno));
 		return -1;
 	}
 	rc = created ? give_to_vmail(w, fd, name, 0700) : check_owner(w, fd, name);
@@ -140,7 +153,7 @@ static int enter_dir(struct walk *w, int dirfd, const char *name)
 		size_t len = strlen(w->path);
 
 		rc = str_fmt(w->path + len, sizeof(w->path) - len, "/%s", name) >= 0 ? ADMIN_OK :
-		     admin_fail("path too long");
+		     walk_fail(w, "path too long");
 	}
 	if (rc != ADMIN_OK) {
 		(void)close(fd);
@@ -160,7 +173,7 @@ static void leave_dir(struct walk *w, int fd)
 }
 
 /* Create file name below dirfd with content, unless it exists. */
-static int make_file(const struct walk *w, int dirfd, const char *name, const char *content)
+static int make_file(struct walk *w, int dirfd, const char *name, const char *content)
 {
 	int fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	int rc;
@@ -168,12 +181,12 @@ static int make_file(const struct walk *w, int dirfd, const char *name, const ch
 	if (fd < 0 && errno == EEXIST)
 		return ADMIN_OK;
 	if (fd < 0)
-		return admin_fail("cannot create %s/%s: %s", w->path, name, strerror(errno));
+		return walk_fail(w, "cannot create %s/%s: %s", w->path, name, strerror(errno));
 	rc = give_to_vmail(w, fd, name, 0600);
 	if (rc == ADMIN_OK && write_all(fd, content, strlen(content)) < 0)
-		rc = admin_fail("cannot write %s/%s: %s", w->path, name, strerror(errno));
+		rc = walk_fail(w, "cannot write %s/%s: %s", w->path, name, strerror(errno));
 	if (close(fd) < 0 && rc == ADMIN_OK)
-		rc = admin_fail("cannot write %s/%s: %s", w->path, name, strerror(errno));
+		rc = walk_fail(w, "cannot write %s/%s: %s", w->path, name, strerror(errno));
 	return rc;
 }
 
@@ -219,7 +232,7 @@ static int make_folders(struct walk *w, int mfd)
 }
 
 /* Walk from the open base directory down the relative path rel, creating what is missing.
- * Returns the descriptor of the last directory, or -1 after a message. */
+ * Returns the descriptor of the last directory, or -1 with the reason in w->err. */
 static int walk_down(struct walk *w, int basefd, const char *rel)
 {
 	char *copy = xstrdup(rel), *save = NULL, *comp;
@@ -227,7 +240,8 @@ static int walk_down(struct walk *w, int basefd, const char *rel)
 
 	for (comp = strtok_r(copy, "/", &save); comp; comp = strtok_r(NULL, "/", &save)) {
 		if (strcmp(comp, ".") == 0 || strcmp(comp, "..") == 0) {
-			admin_fail("the mailbox path %s/%s has a '.' or '..' component", w->path, rel);
+			walk_fail(w, "the mailbox path %s/%s has a '.' or '..' component",
+				  w->path, rel);
 			next = -1;
 		} else {
 			next = enter_dir(w, fd, comp);
@@ -242,50 +256,61 @@ static int walk_down(struct walk *w, int basefd, const char *rel)
 	return fd;
 }
 
-/* The base without trailing slashes into out, and the maildir's path below it into *rel. */
-static int split_base(const char *base, const char *maildir, char *out, size_t outlen,
-		      const char **rel)
+/* The base without trailing slashes into w->path, and the maildir's path below it into
+ * *rel. */
+static int split_base(struct walk *w, const char *base, const char *maildir, const char **rel)
 {
 	size_t len;
 
-	if (base[0] != '/' || str_copy(out, outlen, base) < 0)
-		return admin_fail("virtual_mailbox_base = %s is not an absolute path", base);
-	len = strlen(out);
-	while (len > 0 && out[len - 1] == '/')
-		out[--len] = '\0';
+	if (base[0] != '/' || str_copy(w->path, sizeof(w->path), base) < 0)
+		return walk_fail(w, "virtual_mailbox_base = %s is not an absolute path", base);
+	len = strlen(w->path);
+	while (len > 0 && w->path[len - 1] == '/')
+		w->path[--len] = '\0';
 	if (len == 0)
-		return admin_fail("virtual_mailbox_base must not be /");
-	if (strncmp(maildir, out, len) != 0 || maildir[len] != '/' ||
+		return walk_fail(w, "virtual_mailbox_base must not be /");
+	if (strncmp(maildir, w->path, len) != 0 || maildir[len] != '/' ||
 	    maildir[len + strspn(maildir + len, "/")] == '\0')
-		return admin_fail("the mailbox %s is not below virtual_mailbox_base = %s; "
-				  "refusing to create it", maildir, base);
+		return walk_fail(w, "%s is not below virtual_mailbox_base = %s; refusing to "
+				 "create it", maildir, base);
 	*rel = maildir + len + 1;
 	return ADMIN_OK;
 }
 
-int admin_make_mailbox(const struct admin_ctx *ctx, const char *maildir)
+/* Everything admin_make_mailbox does, with the reason of a failure in w->err. */
+static int make_mailbox(struct walk *w, const struct admin_ctx *ctx, const char *maildir)
 {
 	const char *owner = conf_str(ctx->cfg, "vmail_owner"), *rel = NULL;
-	struct walk w;
 	int basefd, mfd, rc;
 
-	memset(&w, 0, sizeof(w));
-	rc = split_base(conf_str(ctx->cfg, "virtual_mailbox_base"), maildir, w.path,
-			sizeof(w.path), &rel);
+	rc = split_base(w, conf_str(ctx->cfg, "virtual_mailbox_base"), maildir, &rel);
 	if (rc != ADMIN_OK)
 		return rc;
-	if (privsep_lookup_user(owner, &w.uid, &w.gid) < 0)
-		return admin_fail("vmail_owner: user '%s' does not exist", owner);
-	basefd = open(w.path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (privsep_lookup_user(owner, &w->uid, &w->gid) < 0)
+		return walk_fail(w, "vmail_owner: user '%s' does not exist", owner);
+	basefd = open(w->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (basefd < 0)
-		return admin_fail("cannot open virtual_mailbox_base %s: %s", w.path, strerror(errno));
-	mfd = walk_down(&w, basefd, rel);
+		return walk_fail(w, "cannot open virtual_mailbox_base %s: %s", w->path,
+				 strerror(errno));
+	mfd = walk_down(w, basefd, rel);
 	(void)close(basefd);
 	if (mfd < 0)
 		return ADMIN_FAIL;
-	rc = make_maildir_subdirs(&w, mfd);
+	rc = make_maildir_subdirs(w, mfd);
 	if (rc == ADMIN_OK)
-		rc = make_folders(&w, mfd);
+		rc = make_folders(w, mfd);
 	(void)close(mfd);
+	return rc;
+}
+
+int admin_make_mailbox(const struct admin_ctx *ctx, const char *maildir, char *err,
+		       size_t errlen)
+{
+	struct walk *w = xcalloc(1, sizeof(*w));
+	int rc = make_mailbox(w, ctx, maildir);
+
+	if (rc != ADMIN_OK)
+		str_copy(err, errlen, w->err[0] ? w->err : "unknown error");
+	free(w);
 	return rc;
 }

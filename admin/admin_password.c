@@ -105,9 +105,10 @@ static int ask_tty(const char *prompt, char *out, size_t outlen, size_t *len)
 	quiet = tty_saved;
 	quiet.c_lflag &= ~(tcflag_t)(ECHO | ECHOE | ECHOK);
 	quiet.c_lflag |= ECHONL;	/* the user sees that Enter was taken */
-	r = write_all(tty_fd, prompt, strlen(prompt));
+	/* Echo off before the prompt: TCSAFLUSH drops what was typed before it. */
+	r = tcsetattr(tty_fd, TCSAFLUSH, &quiet);
 	if (r == 0)
-		r = tcsetattr(tty_fd, TCSAFLUSH, &quiet);
+		r = write_all(tty_fd, prompt, strlen(prompt));
 	if (r == 0)
 		r = read_line(tty_fd, out, outlen, len);
 	restore_tty();

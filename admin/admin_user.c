@@ -35,13 +35,15 @@ static void warn_if_alias(struct admin_ctx *ctx, const struct addr *a)
 /* Address, domain and duplicate checks of `user add`. */
 static int check_new_user(struct admin_ctx *ctx, const char *arg, struct addr *a)
 {
-	const struct sql_args args = { .s = a->full };
+	struct sql_args args = { 0 };
 	bool found;
 	int rc;
 
 	if ((rc = admin_parse_address(arg, a)) != ADMIN_OK ||
-	    (rc = admin_require_domain(ctx, a->domain)) != ADMIN_OK ||
-	    (rc = admin_exists(ctx, user_exists, &args, &found)) != ADMIN_OK)
+	    (rc = admin_require_domain(ctx, a->domain)) != ADMIN_OK)
+		return rc;
+	args.s = a->full;
+	if ((rc = admin_exists(ctx, user_exists, &args, &found)) != ADMIN_OK)
 		return rc;
 	if (found)
 		return admin_fail("user %s exists", a->full);
@@ -49,16 +51,22 @@ static int check_new_user(struct admin_ctx *ctx, const char *arg, struct addr *a
 	return ADMIN_OK;
 }
 
-/* Remove the row of a user whose mailbox could not be made. */
-static void undo_insert(struct admin_ctx *ctx, const struct addr *a)
+/* Create the mailbox of a user just inserted; if that fails, take the row back so the add
+ * either happens whole or not at all. */
+static int make_mailbox_or_undo(struct admin_ctx *ctx, const struct addr *a,
+				const char *maildir)
 {
 	const struct sql_args args = { .s = a->full };
+	char why[PATH_LEN + 300];
+	enum sql_status st;
 
-	if (admin_exec(ctx, "DELETE FROM virtual_users WHERE email = %s", &args, NULL) ==
-	    ADMIN_OK)
-		admin_fail("user %s not added", a->full);
-	else
-		admin_fail("user %s is in the database, but has no mailbox yet", a->full);
+	if (admin_make_mailbox(ctx, maildir, why, sizeof(why)) == ADMIN_OK)
+		return ADMIN_OK;
+	st = sqldb_exec(ctx->db, "DELETE FROM virtual_users WHERE email = %s", &args, NULL);
+	if (st == SQL_OK)
+		return admin_fail("cannot create the mailbox: %s; user %s not added", why, a->full);
+	return admin_fail("cannot create the mailbox: %s; user %s is in the database but has no "
+			  "mailbox (removing it failed: %s)", why, a->full, sqldb_error(ctx->db));
 }
 
 int admin_user_add(struct admin_ctx *ctx, const struct admin_opts *o)
@@ -74,7 +82,8 @@ int admin_user_add(struct admin_ctx *ctx, const struct admin_opts *o)
 	    (rc = check_new_user(ctx, o->pos[0], &a)) != ADMIN_OK ||
 	    (rc = admin_user_paths(ctx, &a, home, sizeof(home), maildir, sizeof(maildir))) !=
 	    ADMIN_OK ||
-	    (rc = admin_new_hash(o->password_stdin, a.full, scheme, hash, sizeof(hash))) != ADMIN_OK)
+	    (rc = admin_new_hash(o->password_stdin, a.full, scheme, hash, sizeof(hash))) !=
+	    ADMIN_OK)
 		return rc;
 	args.s = a.full;
 	args.d = a.domain;
@@ -87,10 +96,8 @@ int admin_user_add(struct admin_ctx *ctx, const struct admin_opts *o)
 		rc = admin_require_domain(ctx, a.domain);
 		return rc != ADMIN_OK ? rc : admin_fail("user %s not added", a.full);
 	}
-	if ((rc = admin_make_mailbox(ctx, maildir)) != ADMIN_OK) {
-		undo_insert(ctx, &a);
+	if ((rc = make_mailbox_or_undo(ctx, &a, maildir)) != ADMIN_OK)
 		return rc;
-	}
 	msg_info("added user %s, mailbox %s", a.full, maildir);
 	printf("added user %s; mailbox %s\n", a.full, maildir);
 	return ADMIN_OK;

@@ -48,6 +48,7 @@ struct job {
 	char pass[AUTH_MAX_PASSWORD + 1];
 	char mech[16], service[32], rip[64];
 	bool want_ticket;
+	int64_t arrived;		/* ev_now() when the request came in */
 	/* output */
 	struct lookup res;
 	struct job *next;

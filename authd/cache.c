@@ -21,6 +21,7 @@ struct entry {
 static struct {
 	struct entry **bucket;
 	size_t nbuckets, count, max;
+	int64_t ttl, negative_ttl;	/* read once: getters search the parameter table */
 } C;
 
 static uint64_t hash(int type, const char *key)
@@ -58,6 +59,8 @@ void cache_init(size_t max)
 	cache_clear();
 	free(C.bucket);
 	C.max = max;
+	C.ttl = conf_time_ms(A.cfg, "authd_cache_ttl");
+	C.negative_ttl = conf_time_ms(A.cfg, "authd_negative_cache_ttl");
 	C.nbuckets = 1024;
 	while (C.nbuckets < max && C.nbuckets < (1u << 22))
 		C.nbuckets <<= 1;
@@ -95,8 +98,7 @@ const struct lookup *cache_get(int type, const char *key)
 
 void cache_put(int type, const char *key, const struct lookup *res)
 {
-	int64_t ttl = conf_time_ms(A.cfg, res->status == IPC_OK ? "authd_cache_ttl"
-								  : "authd_negative_cache_ttl");
+	int64_t ttl = res->status == IPC_OK ? C.ttl : C.negative_ttl;
 	struct entry **pp, *e;
 
 	if (C.max == 0 || ttl == 0 || res->status == IPC_TEMPFAIL)

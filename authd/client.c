@@ -123,6 +123,7 @@ static struct job *job_new(struct client *c, const struct ipc_msg *m)
 	j->type = m->type;
 	j->req_id = m->id;
 	j->client = c;
+	j->arrived = ev_now(A.loop);
 	buf_init(&j->res.targets, 1 << 16);
 	c->pending++;
 	return j;
@@ -158,8 +159,8 @@ static void on_delayed(struct ev_loop *loop, void *arg)
 	free(d);
 }
 
-/* A log line in the shape of Dovecot's auth worker, which fail2ban's dovecot filter reads:
- * "sql(USER,RIP): unknown user" / "sql(USER,RIP): Password mismatch". */
+/* A log line in the shape of Dovecot's auth process, which fail2ban's stock dovecot filter
+ * reads: program name "auth", text "sql(USER,RIP): unknown user" / "Password mismatch". */
 static void log_auth_failure(const struct job *j)
 {
 	char user[ADDR_MAX + 1];
@@ -168,7 +169,8 @@ static void log_auth_failure(const struct job *j)
 	for (char *p = user; *p; p++)
 		if (*p == ' ' || *p == ',' || *p == '(' || *p == ')')
 			*p = '?';
-	msg_info("sql(%s,%s): %s", user, j->rip, j->res.reason[0] ? j->res.reason : "failed");
+	msg_tagged("auth", "sql(%s,%s): %s", user, j->rip,
+		   j->res.reason[0] ? j->res.reason : "failed");
 }
 
 static void auth_done(struct client *c, struct job *j)
@@ -187,14 +189,16 @@ static void auth_done(struct client *c, struct job *j)
 		send_reply(c, &reply);
 	} else if (j->res.status == IPC_PERMFAIL) {
 		struct delayed *d = xcalloc(1, sizeof(*d));
-		int64_t delay = throttle_failure(j->rip, j->user);
+		/* Counted from the request's arrival, so the answer's timing does not tell how
+		 * expensive the hash was, or whether there was one. */
+		int64_t delay = j->arrived + throttle_failure(j->rip, j->user) - ev_now(A.loop);
 
 		log_auth_failure(j);
 		d->client = c;
 		d->type = AUTH_REQ_AUTH;
 		d->id = j->req_id;
 		c->pending++;
-		ev_timer_add(A.loop, delay, on_delayed, d);
+		ev_timer_add(A.loop, delay > 0 ? delay : 0, on_delayed, d);
 	} else {
 		ipc_msg_init(&reply, AUTH_REQ_AUTH, j->req_id);
 		reply.status = IPC_TEMPFAIL;
@@ -270,7 +274,7 @@ static void handle_auth(struct client *c, const struct ipc_msg *m)
 	if (!ok) {
 		reply_status(c, m, IPC_PERMFAIL, "malformed request");
 	} else if (throttle_check(j->rip, j->user) < 0) {
-		msg_info("sql(%s,%s): login refused: too many failures", j->user, j->rip);
+		msg_tagged("auth", "sql(%s,%s): login refused: too many failures", j->user, j->rip);
 		reply_status(c, m, IPC_TEMPFAIL, "too many failed logins; try again later");
 	} else {
 		workers_submit(j);

@@ -23,10 +23,13 @@
 
 static char dummy_hash[256];	/* verified against when the user is unknown: same cost */
 
+/* The stand-in hash uses the scheme new hashes get, the likeliest one in the table. */
 void lookup_init(void)
 {
-	if (passwd_hash("postern-timing-equalizer", PASSWD_SHA512_CRYPT, dummy_hash,
-			sizeof(dummy_hash)) < 0)
+	enum passwd_scheme scheme = PASSWD_SHA512_CRYPT;
+
+	(void)passwd_scheme_parse(conf_str(A.sql, "default_pass_scheme"), &scheme);
+	if (passwd_hash("postern-timing-equalizer", scheme, dummy_hash, sizeof(dummy_hash)) < 0)
 		msg_fatal("cannot make the timing-equalizer hash");
 }
 
@@ -298,7 +301,8 @@ static void do_rcpt(struct sqldb *db, const char *address, struct lookup *res)
 		if (r == 1 && strcmp(res->kind, "alias") != 0)
 			r = 0;	/* "@domain" is only meaningful as an alias */
 	}
-	if (r == 0 && in_list("required_aliases", a.local)) {
+	if (r == 0 && in_list("required_aliases", (addr_strip_extension(&a,
+			conf_str(A.cfg, "recipient_delimiter"), &bare) ? &bare : &a)->local)) {
 		const char *t = conf_str(A.cfg, "required_aliases_target");
 
 		set_status(res, IPC_OK, "");

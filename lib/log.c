@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,8 @@
 #include "util.h"
 
 #define LOG_LINE_MAX 4096
+
+static pthread_mutex_t syslog_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static struct {
 	enum log_target target;
@@ -125,10 +128,20 @@ static void emit(int prio, const char *tag, const char *level, const char *fmt, 
 
 	switch (lg.target) {
 	case LOG_TARGET_SYSLOG:
-		if (tag)
-			syslog(prio, "%s: %s%s", tag, level, text);
-		else
+		if (tag) {
+			/* The program name is what log parsers key on (fail2ban's dovecot filter
+			 * wants "auth" or "dovecot"), so the line goes out under the tag itself.
+			 * The lock keeps other threads' lines from borrowing the tag. */
+			pthread_mutex_lock(&syslog_lock);
+			openlog(tag, LOG_PID | LOG_NDELAY, LOG_MAIL);
 			syslog(prio, "%s%s", level, text);
+			openlog(lg.ident, LOG_PID | LOG_NDELAY, LOG_MAIL);
+			pthread_mutex_unlock(&syslog_lock);
+		} else {
+			pthread_mutex_lock(&syslog_lock);
+			syslog(prio, "%s%s", level, text);
+			pthread_mutex_unlock(&syslog_lock);
+		}
 		break;
 	case LOG_TARGET_FILE: {
 		time_t now = time(NULL);

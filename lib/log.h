@@ -35,8 +35,9 @@ void msg_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));	/* o
 void msg_fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 /* "panic: " then abort(): a broken invariant, a bug */
 void msg_panic(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-/* A line with a different program tag, for Dovecot-format lines ("imap-login: Info: ..."):
- * the line is "<tag>: <text>" with no postern/ prefix and no pid. */
+/* A line under another program name, for lines log parsers know by Dovecot's names
+ * (fail2ban's dovecot filter wants "auth" or "dovecot"): in a file "<stamp> <host> <tag>: text";
+ * through syslog the line is sent with <tag> as its ident (and pid). */
 void msg_tagged(const char *tag, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #endif
