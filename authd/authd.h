@@ -47,6 +47,7 @@ struct job {
 	char user[ADDR_MAX + 1];
 	char pass[AUTH_MAX_PASSWORD + 1];
 	char mech[16], service[32], rip[64];
+	char challenge[AUTH_MAX_CHALLENGE + 1];	/* CRAM-MD5; pass holds the response */
 	bool want_ticket;
 	int64_t arrived;		/* ev_now() when the request came in */
 	/* output */

@@ -249,7 +249,7 @@ static bool parse_plain(const struct ipc_attr *a, struct job *j)
 }
 
 static const char *const auth_keys[] = {
-	"service", "mech", "rip", "resp", "user", "pass", "ticket", NULL,
+	"service", "mech", "rip", "resp", "user", "pass", "ticket", "challenge", "response", NULL,
 };
 
 static void handle_auth(struct client *c, const struct ipc_msg *m)
@@ -267,6 +267,10 @@ static void handle_auth(struct client *c, const struct ipc_msg *m)
 	else if (ok && strcmp(j->mech, "LOGIN") == 0)
 		ok = take_str(m, "user", j->user, sizeof(j->user)) &&
 		     take_str(m, "pass", j->pass, sizeof(j->pass));
+	else if (ok && strcmp(j->mech, "CRAM-MD5") == 0)
+		ok = take_str(m, "user", j->user, sizeof(j->user)) &&
+		     take_str(m, "challenge", j->challenge, sizeof(j->challenge)) &&
+		     take_str(m, "response", j->pass, sizeof(j->pass));
 	else
 		ok = false;
 	if (ok && ipc_get_int(m, "ticket", &want) == 0)

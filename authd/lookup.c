@@ -10,6 +10,8 @@
  * mailbox, then both again without the address extension (user+tag), then the domain's
  * catch-all alias (@domain), then the required local parts (postmaster, abuse).
  */
+#include <openssl/hmac.h>
+#include <ctype.h>
 #include <pwd.h>
 #include <stdlib.h>
 #include <string.h>
@@ -123,8 +125,14 @@ static void fill_user(const struct sql_rows *rows, const struct addr *a, struct 
 {
 	const char *v;
 
+	struct addr canon;
+
+	/* The home follows the stored (canonical) address, not the spelling that was looked
+	 * up: mail to Alice@x and alice@x must land in one Maildir. */
 	v = sql_rows_get(rows, 0, "user");
-	str_copy(res->user, sizeof(res->user), v && *v ? v : a->full);
+	if (v && *v && addr_parse(v, NULL, &canon) == 0)
+		a = &canon;
+	str_copy(res->user, sizeof(res->user), a->full);
 	v = sql_rows_get(rows, 0, "home");
 	if (v && *v)
 		str_copy(res->home, sizeof(res->home), v);
@@ -381,6 +389,31 @@ static void upgrade_hash(struct sqldb *db, const struct addr *a, const char *pas
 		msg_warn("password_update_query failed for %s: %s", a->full, sqldb_error(db));
 }
 
+/* CRAM-MD5 (RFC 2195): the response is HMAC-MD5(password, challenge) in lower-case hex.
+ * Only a clear-text stored password can answer it. */
+static enum passwd_result verify_cram(const char *stored, const struct job *j)
+{
+	const char *plain = passwd_cleartext(stored);
+	unsigned char mac[EVP_MAX_MD_SIZE];
+	unsigned int maclen = 0;
+	char hex[2 * EVP_MAX_MD_SIZE + 1], resp[2 * EVP_MAX_MD_SIZE + 1];
+	static const char digits[] = "0123456789abcdef";
+	size_t rlen = strlen(j->pass);
+
+	if (plain == NULL || rlen >= sizeof(resp))
+		return PASSWD_MISMATCH;
+	if (HMAC(EVP_md5(), plain, (int)strlen(plain), (const unsigned char *)j->challenge,
+		 strlen(j->challenge), mac, &maclen) == NULL)
+		return PASSWD_BADHASH;
+	for (unsigned int i = 0; i < maclen; i++) {
+		hex[2 * i] = digits[mac[i] >> 4];
+		hex[2 * i + 1] = digits[mac[i] & 15];
+	}
+	for (size_t i = 0; i <= rlen; i++)
+		resp[i] = (char)tolower((unsigned char)j->pass[i]);
+	return passwd_ct_equal(hex, 2 * maclen, resp, rlen) ? PASSWD_MATCH : PASSWD_MISMATCH;
+}
+
 static void do_auth(struct sqldb *db, struct job *j)
 {
 	struct lookup *res = &j->res;
@@ -404,12 +437,14 @@ static void do_auth(struct sqldb *db, struct job *j)
 		(void)passwd_verify(j->pass, dummy_hash);
 		set_status(res, IPC_PERMFAIL, "unknown user");
 	} else {
-		switch (passwd_verify(j->pass, stored)) {
+		bool cram = strcmp(j->mech, "CRAM-MD5") == 0;
+
+		switch (cram ? verify_cram(stored, j) : passwd_verify(j->pass, stored)) {
 		case PASSWD_MATCH:
 			set_status(res, IPC_OK, "");
 			canon = sql_rows_get(&rows, 0, "user");
 			str_copy(res->user, sizeof(res->user), canon && *canon ? canon : a.full);
-			if (passwd_is_weak(stored))
+			if (!cram && passwd_is_weak(stored))
 				upgrade_hash(db, &a, j->pass);
 			break;
 		case PASSWD_BADHASH:

@@ -9,9 +9,12 @@
  * Attribute names (all strings unless marked int/bytes):
  *
  * AUTH_REQ_AUTH          who: smtpd, imap-login, pop3-login (mail_owner), root
- *   in:  service (smtp|submission|imap|pop3|...), mech (PLAIN|LOGIN), rip (client address),
+ *   in:  service (smtp|submission|imap|pop3|...), mech (PLAIN|LOGIN|CRAM-MD5), rip (client address),
  *        for PLAIN: resp (bytes: the decoded SASL response authzid NUL authcid NUL passwd);
  *        for LOGIN: user, pass;
+ *        for CRAM-MD5: user, challenge (as sent to the client), response (hex digest);
+ *        only users whose stored password is clear text ({PLAIN}) can use it, as in
+ *        Dovecot; login processes offer it only when auth_cram_md5 = yes;
  *        ticket (int, 1 = a login process wants a one-time session ticket)
  *   out: OK user (canonical login name) [ticket]; PERMFAIL reason "authentication failed"
  *        (the same for unknown user and wrong password); TEMPFAIL reason.
@@ -49,6 +52,7 @@ enum auth_req {
 #define AUTH_SOCKET		"private/auth"	/* relative to spool_directory */
 #define AUTH_MAX_ADDRESS	320		/* RFC 5321: 64 + 1 + 255, with slack */
 #define AUTH_MAX_PASSWORD	1024
+#define AUTH_MAX_CHALLENGE	512
 #define AUTH_TIMEOUT_MS		15000		/* default client-side deadline */
 
 #endif

@@ -103,6 +103,8 @@ const struct conf_param conf_params[] = {
 	  "failures after which a client address is refused for auth_failure_window" },
 	{ "auth_failure_window", CONF_TIME, "5m", MS(1), DAY,
 	  "failures older than this are forgotten" },
+	{ "auth_cram_md5", CONF_BOOL, "no", 0, 0,
+	  "offer CRAM-MD5 (works only for users whose stored password is {PLAIN})" },
 	{ "auth_ticket_ttl", CONF_TIME, "10s", 100, MS(300), "lifetime of a login ticket" },
 	{ "recipient_delimiter", CONF_STR, "+", 0, 0,
 	  "characters separating an address extension (user+tag@domain)" },

@@ -179,6 +179,17 @@ enum passwd_result passwd_verify(const char *password, const char *stored)
 	return verify_crypt(password, body);
 }
 
+const char *passwd_cleartext(const char *stored)
+{
+	const struct scheme *sc;
+	const char *body;
+
+	if (stored == NULL || split_scheme(stored, &sc, &body) < 0 || sc == NULL ||
+	    sc->kind != KIND_PLAIN || *body == '\0')
+		return NULL;
+	return body;
+}
+
 bool passwd_is_weak(const char *stored)
 {
 	const struct scheme *sc;

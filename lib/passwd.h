@@ -17,6 +17,10 @@ enum passwd_result { PASSWD_MATCH, PASSWD_MISMATCH, PASSWD_BADHASH };
 /* Compare a password with a stored hash, in time independent of where they differ. */
 enum passwd_result passwd_verify(const char *password, const char *stored);
 
+/* The password itself if the stored value is clear text ({PLAIN}, {CLEARTEXT}, {CLEAR}),
+ * else NULL. Challenge-response mechanisms (CRAM-MD5) need it and work only then. */
+const char *passwd_cleartext(const char *stored);
+
 /* True for schemes worth upgrading on login: MD5-CRYPT, DES crypt, clear text. */
 bool passwd_is_weak(const char *stored);
 

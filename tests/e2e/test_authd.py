@@ -892,3 +892,63 @@ def test_database_outage_tempfail_then_recovery(outage):
         assert_status(c.user("up@outage.test"), ipc.OK)
     assert recovered < 8, f"recovery took {recovered:.1f} s"
     assert authd_pid(sb) == pid and alive(pid), "authd was restarted"
+
+
+# ---- CRAM-MD5 and rehashing weak hashes ----------------------------------------------------
+
+def cram(client, user, password, challenge="<1896.697170952@postern.test>", rip=None):
+    import hmac
+    digest = hmac.new(password.encode(), challenge.encode(), "md5").hexdigest()
+    return client.call(10, [("service", "smtp"), ("mech", "CRAM-MD5"),
+                            ("rip", rip or fresh_rip()), ("user", user),
+                            ("challenge", challenge), ("response", digest)])
+
+
+def test_cram_md5_for_cleartext_password(world):
+    with world.client() as c:
+        r = cram(c, "dove-plain@hash.test", PASSWORD)
+        assert_status(r, ipc.OK)
+        assert r.get("user") == "dove-plain@hash.test", r
+        assert_status(cram(c, "dove-plain@hash.test", PASSWORD + "x"), ipc.PERMFAIL)
+
+
+def test_cram_md5_impossible_for_hashed_password(world):
+    """A crypt hash cannot answer a challenge: the right password still fails."""
+    with world.client() as c:
+        assert_status(cram(c, "sha512@hash.test", PASSWORD), ipc.PERMFAIL)
+
+
+def authd_pid(system):
+    conf = system.env["POSTERN_CONF"]
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        if argv and argv[0].endswith(b"postern-authd") and conf.encode() in argv:
+            return int(pid)
+    return None
+
+
+def test_weak_hash_rehashed_on_login(tuned):
+    """password_update_query set: a $1$ hash becomes SHA512-CRYPT at the next good login."""
+    sql_conf = os.path.join(tuned.env["POSTERN_DIR"], "etc", "sql.conf")
+    with open(sql_conf, "a") as f:
+        f.write("password_update_query = UPDATE virtual_users SET password='%p' "
+                "WHERE email='%u'\n")
+    old = authd_pid(tuned)
+    os.kill(old, signal.SIGTERM)            # master starts a new authd with the new file
+    wait_until(lambda: authd_pid(tuned) not in (None, old), 10, interval=0.1,
+               what="a new authd")
+    wait_authd(tuned)
+    tuned.db.add_user("legacy@brute.test", ac.mkpasswd(PASSWORD, "md5crypt"))
+    with AuthClient(tuned.path) as c:
+        assert_status(c.login("legacy@brute.test", PASSWORD, rip=fresh_rip()), ipc.OK)
+    stored = tuned.db.scalar("SELECT password FROM virtual_users "
+                             "WHERE email='legacy@brute.test'")
+    assert stored.startswith("$6$") and len(stored) == 106, stored
+    with AuthClient(tuned.path) as c:
+        assert_status(c.login("legacy@brute.test", PASSWORD, rip=fresh_rip()), ipc.OK)
