@@ -17,26 +17,18 @@ PASSWORD=demo
 "$SANDBOX" start "$DIR"
 . "$DIR/env"
 
-# SHA512-CRYPT, stored as the bare crypt(3) string: "$6$" names the scheme, and the guide's
-# varchar(106) password column cannot hold it with Dovecot's "{SHA512-CRYPT}" prefix as well
-# (120 characters). Postern accepts both forms (DESIGN.md §6).
-HASH=$(/usr/bin/python3 -W ignore -c '
-import crypt, sys
-print(crypt.crypt(sys.argv[1], crypt.mksalt(crypt.METHOD_SHA512)))' "$PASSWORD" 2>/dev/null) ||
-	HASH=$(openssl passwd -6 "$PASSWORD")
-case "$HASH" in
-'$6$'*) ;;
-*) echo "demo.sh: could not hash the demo password" >&2; exit 1 ;;
-esac
-
-# Plain SQL against the default schema, exactly as an administrator would do it.
-"$SANDBOX" sql "$DIR" <<SQL
-INSERT INTO virtual_domains (name)
-  SELECT '$DOMAIN' FROM DUAL WHERE NOT EXISTS (SELECT 1 FROM virtual_domains WHERE name = '$DOMAIN');
-INSERT INTO virtual_users (domain_id, password, email)
-  SELECT id, '$HASH', '$LOGIN' FROM virtual_domains WHERE name = '$DOMAIN'
-  ON DUPLICATE KEY UPDATE password = VALUES(password);
-SQL
+# The administrator's way: postern admin creates the domain, the user (SHA512-CRYPT hash,
+# stored without Dovecot's {SCHEME} prefix so it fits the guide's varchar(106) column) and
+# the user's Maildir; then a real login through authd proves the whole chain.
+ADMIN="$POSTERN_BIN/postern admin -c $POSTERN_CONF"
+# A restarted demo keeps its database: add what is missing, reset the password.
+$ADMIN domain list | grep -qxF "$DOMAIN" || $ADMIN domain add "$DOMAIN" >/dev/null
+if $ADMIN user list "$DOMAIN" | grep -qxF "$LOGIN"; then
+	printf '%s\n' "$PASSWORD" | $ADMIN user passwd "$LOGIN" --password-stdin >/dev/null
+else
+	printf '%s\n' "$PASSWORD" | $ADMIN user add "$LOGIN" --password-stdin >/dev/null
+fi
+printf '%s\n' "$PASSWORD" | $ADMIN auth test "$LOGIN" --password-stdin
 
 # Which program answers the IMAP port? Until the smtpd/imapd issues land it is the built-in
 # test service, and a mail client cannot log in yet; say so instead of pretending.
@@ -58,6 +50,7 @@ Postern demo is running in $DIR (master pid $POSTERN_MASTER_PID).
   Certificate:  self-signed for localhost and 127.0.0.1; the CA to trust is $POSTERN_CA
   Log:          $POSTERN_LOG
   Database:     $REPO/tests/sandbox sql $DIR
+  Administer:   $ADMIN user list | alias add ... | lookup ADDRESS | auth test USER
   Stop:         $REPO/tests/sandbox stop $DIR
 EOF
 
