@@ -16,6 +16,7 @@
 #include "inet.h"
 #include "privsep.h"
 #include "services.h"
+#include "sqlconf.h"
 #include "tls.h"
 #include "util.h"
 
@@ -157,19 +158,21 @@ static void check_tls(const struct config *cfg)
 		tls_server_free(t);
 }
 
-/* sql.conf holds the database password: nobody but its owner may read it. */
+/* sql.conf holds the database password: nobody but its owner may read it, and its queries
+ * must be valid templates. Problems come back as FILE:LINE lines. */
 static void check_sql_conf(const struct config *cfg)
 {
-	char path[4096];
+	const char *path = conf_str(cfg, "sql_config");
+	struct config *sql;
 	struct stat st;
 
-	if (str_fmt(path, sizeof(path), "%s/sql.conf", conf_str(cfg, "config_directory")) < 0)
+	if (stat(path, &st) < 0) {
+		problem("sql_config: %s: %s", path, strerror(errno));
 		return;
-	if (stat(path, &st) < 0)
-		return;
-	if (st.st_mode & 077)
-		problem("%s: mode %04o: must not be readable by group or others (chmod 600)", path,
-			(unsigned)(st.st_mode & 07777));
+	}
+	sql = sqlconf_load(path, true, conf_problem, NULL);
+	if (sql)
+		conf_free(sql);
 }
 
 static void check_log(const struct config *cfg)

@@ -362,6 +362,27 @@ def test_postern_check_reports_every_problem(own_master):
         assert sum(ln.startswith(f"{m.conf}:{n}:") for ln in out) == 1, chk.stdout
 
 
+def test_postern_check_reports_sql_conf_problems(own_master, tmp_path):
+    """sql.conf readable by others, with an unknown parameter and a bad query template."""
+    sql = tmp_path / "sql.conf"
+    sql.write_text("hosts = unix:/nonexistent.sock\nno_such_thing = 1\n")
+    os.chmod(sql, 0o644)
+    m = own_master()
+    m.write_config([f"sql_config = {sql}"])
+    chk = postern_check(m.conf)
+    assert chk.returncode == 1, chk.stdout
+    assert "must not be accessible by group or others" in chk.stdout, chk.stdout
+    os.chmod(sql, 0o600)
+    chk = postern_check(m.conf)
+    assert chk.returncode == 1, chk.stdout
+    assert any(ln.startswith(f"{sql}:2:") for ln in chk.stdout.splitlines()), chk.stdout
+    sql.write_text("hosts = unix:/nonexistent.sock\n"
+                   "user_query = SELECT 1 FROM t WHERE a='%q'\n")
+    chk = postern_check(m.conf)
+    assert chk.returncode == 1, chk.stdout
+    assert any(ln.startswith(f"{sql}:2:") for ln in chk.stdout.splitlines()), chk.stdout
+
+
 # ---- masters of their own ------------------------------------------------------------------
 
 def test_two_masters_cannot_run_at_once(own_master):

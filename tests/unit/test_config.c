@@ -20,25 +20,12 @@
 #include "config_priv.h"
 #include "params.h"
 #include "t.h"
+#include "t_errs.h"
 #include "util.h"
 
-#define MAX_ERRS 40
-
-struct errs {
-	int n;
-	char msg[MAX_ERRS][1024];
-};
 
 static char dir[64], path[128];
 
-static void collect(const char *msg, void *arg)
-{
-	struct errs *e = arg;
-
-	if (e->n < MAX_ERRS)
-		str_copy(e->msg[e->n], sizeof(e->msg[0]), msg);
-	e->n++;
-}
 
 /* path followed by suffix, e.g. at(":3: missing '='"); a few rotating buffers. */
 static const char *at(const char *fmt, ...)

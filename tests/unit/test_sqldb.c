@@ -16,25 +16,12 @@
 #include "sqlconf.h"
 #include "sqldb.h"
 #include "t.h"
+#include "t_errs.h"
 #include "util.h"
 
-#define MAX_ERRS 10
-
-struct errs {
-	int n;
-	char msg[MAX_ERRS][1024];
-};
 
 static char dir[64], path[128];
 
-static void collect(const char *msg, void *arg)
-{
-	struct errs *e = arg;
-
-	if (e->n < MAX_ERRS)
-		str_copy(e->msg[e->n], sizeof(e->msg[0]), msg);
-	e->n++;
-}
 
 /* ---- templates --------------------------------------------------------------------------- */
 
