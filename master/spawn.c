@@ -81,11 +81,14 @@ static __attribute__((noreturn)) void exec_child(struct service *svc)
 		place_fd(tmp[n++], SERVER_STATUS_FD);
 	for (int i = 0; i < svc->nlisten; i++)
 		place_fd(tmp[n++], SERVER_LISTEN_FD + i);
-	/* stdin/stdout to /dev/null; stderr stays (master's, or /dev/null when detached). */
+	/* stdin/stdout to /dev/null; stderr too unless master runs in the foreground: a
+	 * detaching master must not leave children holding the starter's terminal or pipe. */
 	int devnull = open("/dev/null", O_RDWR);
 	if (devnull >= 0) {
 		dup2(devnull, 0);
 		dup2(devnull, 1);
+		if (!M.foreground)
+			dup2(devnull, 2);
 		if (devnull > 2 && devnull < SERVER_STATUS_FD)
 			close(devnull);
 	}

@@ -7,17 +7,22 @@ reload, break or duplicate a master get their own master (conftest.OwnMaster) or
 """
 
 import os
+import pathlib
+import pwd
+import shutil
+import subprocess
 import re
 import signal
 import socket
 import ssl
 import struct
+import tempfile
 import time
 
 import pytest
 
 import postern_ipc as ipc
-from conftest import (CLEAR_TEXT, IMPLICIT_TLS, SERVICES, ProcInfo, alive, children_of,
+from conftest import (BINDIR, CLEAR_TEXT, IMPLICIT_TLS, SERVICES, ProcInfo, alive, children_of,
                       finish_sandbox, free_ports, gid_of, postern_check, processes_under, read_text,
                       service_children, start_sandbox, tls_context, uid_of, user_groups,
                       wait_until)
@@ -528,3 +533,78 @@ def test_sandbox_env_and_files(sandbox):
     if os.geteuid() == 0:
         assert os.stat(os.path.join(etc, "sql.conf")).st_uid == uid_of("postern-auth")
         assert os.stat(env["POSTERN_MAIL_ROOT"]).st_uid == uid_of("vmail")
+
+
+# ---- root, and the unprivileged developer mode ----------------------------------------------
+
+@pytest.fixture
+def dev_dir():
+    """A directory every user can reach (pytest's own tmp_path is root-only)."""
+    d = tempfile.mkdtemp(prefix="postern-dev-", dir="/tmp")
+    os.chmod(d, 0o755)
+    yield pathlib.Path(d)
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def dev_setup(tmp_path):
+    """A config a non-root user can run: everything under a directory nobody owns."""
+    nobody = pwd.getpwnam("nobody")
+    root = tmp_path / "dev"
+    (root / "etc").mkdir(parents=True)
+    (port,) = free_ports(1)
+    sql = root / "etc" / "sql.conf"
+    sql.write_text("hosts = unix:/nonexistent.sock\n")
+    os.chmod(sql, 0o600)
+    conf = root / "etc" / "postern.conf"
+    empty = ["submission", "smtps", "imap", "imaps", "pop3", "pop3s"]
+    conf.write_text("\n".join([
+        "inet_interfaces = 127.0.0.1", f"smtp_listen = {port}",
+        *[f"{s}_listen =" for s in empty],
+        f"spool_directory = {root}/spool", f"config_directory = {root}/etc",
+        f"daemon_directory = {BINDIR}", f"log_file = {root}/log",
+        f"sql_config = {sql}", "tls_cert_file =", "tls_key_file =", ""]))
+    for dirpath, dirs, files in os.walk(tmp_path):
+        for name in [dirpath] + [os.path.join(dirpath, f) for f in dirs + files]:
+            os.chown(name, nobody.pw_uid, nobody.pw_gid)
+    os.chmod(tmp_path, 0o755)
+    return nobody, str(conf), port, root
+
+
+def as_user(pw):
+    def drop():
+        os.setgroups([])
+        os.setgid(pw.pw_gid)
+        os.setuid(pw.pw_uid)
+    return drop
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to become another user")
+def test_master_refuses_non_root_without_u(dev_dir):
+    nobody, conf, _, _ = dev_setup(dev_dir)
+    r = subprocess.run([os.path.join(BINDIR, "postern-master"), "-c", conf, "-f"],
+                       preexec_fn=as_user(nobody), capture_output=True, text=True, timeout=10)
+    assert r.returncode != 0
+    assert "must run as root" in r.stderr and "-u" in r.stderr, r.stderr
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to become another user")
+def test_developer_mode_runs_unprivileged(dev_dir):
+    nobody, conf, port, root = dev_setup(dev_dir)
+    r = subprocess.run([os.path.join(BINDIR, "postern-master"), "-c", conf, "-u"],
+                       preexec_fn=as_user(nobody), capture_output=True, text=True, timeout=15)
+    assert r.returncode == 0, r.stderr
+    pid = int((root / "spool" / "pid" / "master.pid").read_text())
+    try:
+        s = socket.create_connection(("127.0.0.1", port), timeout=5)
+        banner = s.makefile("rb").readline()
+        assert banner.startswith(b"postern-testd smtp "), banner
+        child = int(banner.split()[2])
+        with open(f"/proc/{child}/status") as f:
+            uid_line = next(ln for ln in f if ln.startswith("Uid:"))
+        assert uid_line.split()[1:] == [str(nobody.pw_uid)] * 4, uid_line
+        assert os.readlink(f"/proc/{child}/root") == "/", "no chroot in developer mode"
+        s.close()
+    finally:
+        os.kill(pid, signal.SIGTERM)
+        wait_until(lambda: not os.path.exists(f"/proc/{pid}/status") or
+                   "State:\tZ" in open(f"/proc/{pid}/status").read(), 10, what="master to stop")
