@@ -120,6 +120,39 @@ const struct conf_param conf_params[] = {
 	{ "minimum_uid", CONF_INT, "1000", 0, 0x7fffffff,
 	  "lowest uid a delivery or session may run as (vmail's uid is always allowed)" },
 
+	/* smtpd (issue 4) */
+	{ "smtpd_banner", CONF_STR, "$myhostname ESMTP Postern", 0, 0,
+	  "text after 220 in the greeting" },
+	{ "message_size_limit", CONF_SIZE, "10240000", 1024, 1LL << 32,
+	  "largest message accepted (SIZE), bytes" },
+	{ "smtpd_recipient_limit", CONF_INT, "1000", 1, 10000, "recipients per message" },
+	{ "smtpd_timeout", CONF_TIME, "300s", MS(1), MS(3600),
+	  "how long smtpd waits for a command or a chunk of data" },
+	{ "smtpd_hard_error_limit", CONF_INT, "20", 1, 1000,
+	  "errors after which smtpd disconnects" },
+	{ "smtpd_soft_error_limit", CONF_INT, "10", 0, 1000,
+	  "errors after which every reply is delayed by smtpd_error_sleep_time" },
+	{ "smtpd_error_sleep_time", CONF_TIME, "1s", 0, MS(60), "delay per error past the soft limit" },
+	{ "smtpd_client_connection_count_limit", CONF_INT, "50", 0, 100000,
+	  "simultaneous connections from one client address (0 = no limit)" },
+	{ "disable_vrfy_command", CONF_BOOL, "yes", 0, 0, "refuse VRFY (252 when enabled)" },
+	{ "smtpd_tls_auth_only", CONF_BOOL, "yes", 0, 0, "offer AUTH only after STARTTLS" },
+	{ "smtpd_sasl_authenticated_header", CONF_BOOL, "no", 0, 0,
+	  "name the login in the Received: header" },
+	{ "smtpd_sender_login_check", CONF_BOOL, "yes", 0, 0,
+	  "submission: the envelope sender must belong to the login (authd's sender check)" },
+	{ "smtputf8_enable", CONF_BOOL, "yes", 0, 0, "offer SMTPUTF8 (RFC 6531)" },
+
+	/* queue (issue 4) */
+	{ "queue_minfree", CONF_SIZE, "0", 0, NOMAX,
+	  "free space the queue file system must keep; below it new mail is refused (4xx)" },
+	{ "queue_file_size_limit", CONF_SIZE, "0", 0, NOMAX,
+	  "largest queue file (0 = message_size_limit plus room for the envelope)" },
+	{ "queue_enable", CONF_BOOL, "no", 0, 0,
+	  "run the queue daemon (until smtpd replaces the test service on the SMTP ports)" },
+	{ "maildrop_scan_interval", CONF_TIME, "10s", 100, MS(3600),
+	  "how often the queue daemon looks into maildrop/ besides its notifications" },
+
 	{ NULL, CONF_STR, NULL, 0, 0, NULL },
 };
 

@@ -29,6 +29,10 @@ const struct service_def service_table[] = {
 	{ "authd", SERVICE_SINGLE, "postern-authd", "", "auth_owner", ROOT_NONE,
 	  NULL, NULL, NULL, "auth", "auth_socket_group", NULL },
 
+	/* queue: creates and commits queue files, picks up maildrop/ (issue 4). */
+	{ "queue", SERVICE_SINGLE, "postern-queue", "", "queue_owner", ROOT_SPOOL,
+	  NULL, NULL, NULL, "queue", "mail_owner", "queue_enable" },
+
 	/* Test services: exercise a pool on its own port, a single daemon behind a private
 	 * socket, and the one privileged shape (uid 0 keeping only CAP_SETUID+CAP_SETGID)
 	 * that local will have. */

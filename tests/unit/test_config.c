@@ -275,7 +275,7 @@ static void test_syntax_errors(void)
 		"just some words\n"
 		"= value\n"
 		"Mail_Owner = x\n"
-		"smtpd_banner = hi\n"
+		"smtpd_bannr = hi\n"
 		"max idle = 5s\n"
 		"queue_owner = fine\n"
 		"default_process_limit = 0\n", &e);
@@ -285,7 +285,7 @@ static void test_syntax_errors(void)
 	T_EQ_STR(e.msg[0], at(":2: missing '=' (expected name = value)"));
 	T_EQ_STR(e.msg[1], at(":3: missing parameter name before '='"));
 	T_EQ_STR(e.msg[2], at(":4: bad parameter name 'Mail_Owner' (expected a-z, 0-9 and _)"));
-	T_EQ_STR(e.msg[3], at(":5: unknown parameter 'smtpd_banner'"));
+	T_EQ_STR(e.msg[3], at(":5: unknown parameter 'smtpd_bannr'"));
 	T_EQ_STR(e.msg[4], at(":6: bad parameter name 'max idle' (expected a-z, 0-9 and _)"));
 	T_EQ_STR(e.msg[5],
 		 at(":8: value of 'default_process_limit' is out of range [1..100000]: '0'"));
