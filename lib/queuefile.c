@@ -6,6 +6,7 @@
 #include "queuefile.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -393,7 +394,7 @@ struct qf_writer *qf_writer_begin(int fd, const struct qf_envelope *env, char *e
 		return NULL;
 	}
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size != 0) {
-		if (errno == 0 || fd >= 0)
+		if (fcntl(fd, F_GETFD) >= 0)
 			errno = EINVAL;
 		str_fmt(err, errlen, "queue file is not an empty regular file");
 		return NULL;
@@ -477,7 +478,7 @@ int qf_rcpt_set_status(int fd, struct qf_rcpt *r, enum qf_state state, unsigned 
 {
 	struct qf_status st = r->status;
 
-	if (code > UINT16_MAX || str_copy(st.dsn, sizeof(st.dsn), dsn ? dsn : "") < 0) {
+	if ((unsigned)state > QF_STATE_MAX || code > UINT16_MAX || str_copy(st.dsn, sizeof(st.dsn), dsn ? dsn : "") < 0) {
 		errno = EINVAL;
 		return -1;
 	}
