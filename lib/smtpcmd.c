@@ -66,15 +66,26 @@ static int refused_path(struct ctx *c, bool mail, const char *text, const char *
 	return fail(c, 553, mail ? "5.1.7" : "5.1.3", text, why);
 }
 
-/* A parameter-specific reply naming the keyword (validated: letters, digits, '-'). */
-static int param_fail(struct ctx *c, int code, const char *fmt, struct span kw)
+/* A parameter-specific reply "<pre><keyword><post>"; the keyword is validated (letters,
+ * digits, '-') before any reply names it, and cut at 40 octets. */
+static int param_fail(struct ctx *c, int code, const char *pre, struct span kw, const char *post)
 {
 	char text[sizeof(c->out->reply.text)];
 	int klen = kw.n > 40 ? 40 : (int)kw.n;
 
-	if (str_fmt(text, sizeof(text), fmt, klen, kw.p) < 0)
+	if (str_fmt(text, sizeof(text), "%s%.*s%s", pre, klen, kw.p, post) < 0)
 		text[sizeof(text) - 1] = '\0';
 	return fail(c, code, "5.5.4", text, text);
+}
+
+static int bad_param(struct ctx *c, struct span kw)
+{
+	return param_fail(c, 501, "Bad ", kw, " parameter syntax");
+}
+
+static int unsupported_param(struct ctx *c, struct span kw)
+{
+	return param_fail(c, 555, "Unsupported option: ", kw, "");
 }
 
 void smtp_reply_utf8(struct smtp_reply *r, bool rcpt)
@@ -435,4 +446,507 @@ static int parse_path(struct ctx *c, bool mail, struct span *s, struct smtp_path
 	s->p += i + 1;
 	s->n -= i + 1;
 	return parse_mailbox(c, mail, in, p);
+}
+
+/* ---- xtext (RFC 3461 4) ---------------------------------------------------------------- */
+
+static unsigned hex_value(unsigned char ch)
+{
+	return is_digit(ch) ? (unsigned)(ch - '0') : (unsigned)(ch - 'A' + 10);
+}
+
+ssize_t smtp_xtext_decode(const char *in, size_t inlen, char *out, size_t outsize)
+{
+	size_t o = 0;
+
+	if (outsize == 0)
+		return -1;
+	out[0] = '\0';
+	for (size_t i = 0; i < inlen; i++) {
+		unsigned char ch = (unsigned char)in[i];
+
+		if (ch == '+') {
+			if (inlen - i < 3 || !is_hexup((unsigned char)in[i + 1]) ||
+			    !is_hexup((unsigned char)in[i + 2]))
+				return -1;
+			ch = (unsigned char)(hex_value((unsigned char)in[i + 1]) << 4 |
+					     hex_value((unsigned char)in[i + 2]));
+			if (ch == 0)
+				return -1;
+			i += 2;
+		} else if (ch < '!' || ch > '~' || ch == '=') {
+			return -1;
+		}
+		if (o + 1 >= outsize) {
+			out[0] = '\0';
+			return -1;
+		}
+		out[o++] = (char)ch;
+	}
+	out[o] = '\0';
+	return (ssize_t)o;
+}
+
+ssize_t smtp_xtext_encode(const char *in, size_t inlen, char *out, size_t outsize)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t o = 0;
+
+	if (outsize == 0)
+		return -1;
+	for (size_t i = 0; i < inlen; i++) {
+		unsigned char ch = (unsigned char)in[i];
+		bool plain = ch >= '!' && ch <= '~' && ch != '+' && ch != '=';
+		size_t need = plain ? 1 : 3;
+
+		if (o + need >= outsize) {
+			out[o] = '\0';
+			return -1;
+		}
+		if (plain) {
+			out[o++] = (char)ch;
+		} else {
+			out[o++] = '+';
+			out[o++] = hex[ch >> 4];
+			out[o++] = hex[ch & 15];
+		}
+	}
+	out[o] = '\0';
+	return (ssize_t)o;
+}
+
+/* Decode an xtext value that must come out as printable ASCII (ENVID, ORCPT, AUTH=). */
+static bool xtext_printable(struct span v, char *out, size_t outsize)
+{
+	ssize_t n = smtp_xtext_decode(v.p, v.n, out, outsize);
+
+	if (n <= 0)
+		return false;
+	for (ssize_t i = 0; i < n; i++)
+		if ((unsigned char)out[i] < 0x20 || (unsigned char)out[i] > 0x7e)
+			return false;
+	return true;
+}
+
+/* ---- ESMTP parameters ------------------------------------------------------------------ */
+
+enum {
+	P_SIZE = 1 << 0, P_BODY = 1 << 1, P_SMTPUTF8 = 1 << 2, P_RET = 1 << 3,
+	P_ENVID = 1 << 4, P_AUTH = 1 << 5, P_NOTIFY = 1 << 6, P_ORCPT = 1 << 7,
+};
+
+struct param {
+	struct span kw, val;
+	bool has_val;
+};
+
+/* esmtp-param = esmtp-keyword ["=" esmtp-value]; s starts at the separating SP. */
+static int next_param(struct ctx *c, struct span *s, struct param *pm)
+{
+	size_t i = 1, end;
+
+	if (s->p[0] != ' ' || s->n < 2 || s->p[1] == ' ')
+		return bad_args(c, "Syntax error in parameters or arguments", "bad separator");
+	for (end = 1; end < s->n && s->p[end] != ' '; end++)
+		;
+	pm->kw.p = s->p + 1;
+	while (i < end && s->p[i] != '=')
+		i++;
+	pm->kw.n = i - 1;
+	pm->has_val = i < end;
+	pm->val.p = s->p + i + 1;
+	pm->val.n = pm->has_val ? end - i - 1 : 0;
+	if (pm->kw.n == 0 || (pm->has_val && pm->val.n == 0))
+		return bad_args(c, "Syntax error in parameters or arguments", "empty keyword/value");
+	for (size_t k = 0; k < pm->kw.n; k++) {
+		unsigned char ch = (unsigned char)pm->kw.p[k];
+
+		if (!(is_alpha(ch) || is_digit(ch) || (k > 0 && ch == '-')))
+			return bad_args(c, "Syntax error in parameters or arguments",
+					"bad parameter keyword");
+	}
+	for (size_t k = 0; k < pm->val.n; k++) {
+		unsigned char ch = (unsigned char)pm->val.p[k];
+
+		if (ch < 33 || ch > 126 || ch == '=')
+			return bad_args(c, "Syntax error in parameters or arguments",
+					"bad parameter value");
+	}
+	s->p += end;
+	s->n -= end;
+	return 0;
+}
+
+/* Marks the keyword seen; a second occurrence is an error. */
+static int once(struct ctx *c, unsigned *seen, unsigned bit, const struct param *pm)
+{
+	if (*seen & bit)
+		return param_fail(c, 501, "Duplicate ", pm->kw, " parameter");
+	*seen |= bit;
+	if (bit != P_SMTPUTF8 && !pm->has_val)
+		return bad_param(c, pm->kw);
+	if (bit == P_SMTPUTF8 && pm->has_val)
+		return bad_param(c, pm->kw);
+	return 0;
+}
+
+/* SIZE: 1*20DIGIT (RFC 1870), saturating at UINT64_MAX. */
+static bool parse_size(struct span v, uint64_t *out)
+{
+	uint64_t n = 0;
+
+	if (v.n == 0 || v.n > 20)
+		return false;
+	for (size_t i = 0; i < v.n; i++) {
+		unsigned d;
+
+		if (!is_digit((unsigned char)v.p[i]))
+			return false;
+		d = (unsigned)(v.p[i] - '0');
+		n = n > (UINT64_MAX - d) / 10 ? UINT64_MAX : n * 10 + d;
+	}
+	*out = n;
+	return true;
+}
+
+static int mail_param(struct ctx *c, const struct param *pm, unsigned *seen)
+{
+	struct smtp_mail_params *m = &c->out->mail;
+	int rc;
+
+	if (span_eq(pm->kw, "SIZE")) {
+		if ((rc = once(c, seen, P_SIZE, pm)) != 0)
+			return rc;
+		m->has_size = parse_size(pm->val, &m->size);
+		return m->has_size ? 0 : bad_param(c, pm->kw);
+	}
+	if (span_eq(pm->kw, "BODY")) {
+		if ((rc = once(c, seen, P_BODY, pm)) != 0)
+			return rc;
+		m->body = span_eq(pm->val, "7BIT") ? SMTP_BODY_7BIT :
+			  span_eq(pm->val, "8BITMIME") ? SMTP_BODY_8BITMIME :
+			  span_eq(pm->val, "BINARYMIME") ? SMTP_BODY_BINARYMIME : SMTP_BODY_NONE;
+		return m->body ? 0 : bad_param(c, pm->kw);
+	}
+	if (span_eq(pm->kw, "SMTPUTF8")) {
+		m->smtputf8 = true;
+		return once(c, seen, P_SMTPUTF8, pm);
+	}
+	if (span_eq(pm->kw, "RET")) {
+		if ((rc = once(c, seen, P_RET, pm)) != 0)
+			return rc;
+		m->ret = span_eq(pm->val, "FULL") ? SMTP_RET_FULL :
+			 span_eq(pm->val, "HDRS") ? SMTP_RET_HDRS : SMTP_RET_NONE;
+		return m->ret ? 0 : bad_param(c, pm->kw);
+	}
+	if (span_eq(pm->kw, "ENVID")) {
+		if ((rc = once(c, seen, P_ENVID, pm)) != 0)
+			return rc;
+		m->has_envid = pm->val.n <= SMTP_ENVID_MAX &&
+			       xtext_printable(pm->val, m->envid, sizeof(m->envid));
+		return m->has_envid ? 0 : bad_param(c, pm->kw);
+	}
+	if (span_eq(pm->kw, "AUTH")) {
+		if ((rc = once(c, seen, P_AUTH, pm)) != 0)
+			return rc;
+		m->auth_null = span_eq(pm->val, "<>");
+		m->has_auth = m->auth_null || (pm->val.n <= SMTP_AUTHPARAM_MAX &&
+					       xtext_printable(pm->val, m->auth, sizeof(m->auth)));
+		return m->has_auth ? 0 : bad_param(c, pm->kw);
+	}
+	return unsupported_param(c, pm->kw);
+}
+
+/* NOTIFY = "NEVER" / 1#("SUCCESS" / "FAILURE" / "DELAY"), no repeats. */
+static unsigned parse_notify(struct span v)
+{
+	unsigned bits = 0;
+
+	if (span_eq(v, "NEVER"))
+		return SMTP_NOTIFY_NEVER;
+	while (v.n > 0) {
+		struct span item = { v.p, 0 };
+		unsigned bit;
+
+		while (item.n < v.n && v.p[item.n] != ',')
+			item.n++;
+		bit = span_eq(item, "SUCCESS") ? SMTP_NOTIFY_SUCCESS :
+		      span_eq(item, "FAILURE") ? SMTP_NOTIFY_FAILURE :
+		      span_eq(item, "DELAY") ? SMTP_NOTIFY_DELAY : 0;
+		if (bit == 0 || (bits & bit))
+			return 0;
+		bits |= bit;
+		if (item.n == v.n)
+			break;
+		if (item.n + 1 == v.n)	/* trailing comma */
+			return 0;
+		v.p += item.n + 1;
+		v.n -= item.n + 1;
+	}
+	return bits;
+}
+
+/* ORCPT = addr-type ";" xtext; only addr-type rfc822 (case-insensitive). */
+static bool parse_orcpt(struct span v, struct smtp_rcpt_params *r)
+{
+	const char *semi = memchr(v.p, ';', v.n);
+	struct span type, addr;
+
+	if (semi == NULL || v.n > SMTP_ORCPT_MAX)
+		return false;
+	type = (struct span){ v.p, (size_t)(semi - v.p) };
+	addr = (struct span){ semi + 1, v.n - type.n - 1 };
+	if (!span_eq(type, "rfc822") || !xtext_printable(addr, r->orcpt, sizeof(r->orcpt)))
+		return false;
+	memcpy(r->orcpt_type, "rfc822", sizeof("rfc822"));
+	return true;
+}
+
+static int rcpt_param(struct ctx *c, const struct param *pm, unsigned *seen)
+{
+	struct smtp_rcpt_params *r = &c->out->rcpt;
+	int rc;
+
+	if (span_eq(pm->kw, "NOTIFY")) {
+		if ((rc = once(c, seen, P_NOTIFY, pm)) != 0)
+			return rc;
+		r->notify = parse_notify(pm->val);
+		return r->notify ? 0 : bad_param(c, pm->kw);
+	}
+	if (span_eq(pm->kw, "ORCPT")) {
+		if ((rc = once(c, seen, P_ORCPT, pm)) != 0)
+			return rc;
+		r->has_orcpt = parse_orcpt(pm->val, r);
+		return r->has_orcpt ? 0 : bad_param(c, pm->kw);
+	}
+	return unsupported_param(c, pm->kw);
+}
+
+/* ---- commands -------------------------------------------------------------------------- */
+
+/* arg is what follows the verb: empty, or " " and the argument. */
+static bool one_arg(struct span arg, struct span *out)
+{
+	if (arg.n < 2 || arg.p[0] != ' ')
+		return false;
+	*out = (struct span){ arg.p + 1, arg.n - 1 };
+	return true;
+}
+
+/* MAIL FROM:<path> [params] and RCPT TO:<path> [params]. */
+static int parse_mail_rcpt(struct ctx *c, struct span arg)
+{
+	bool mail = c->out->verb == SMTP_MAIL;
+	const char *prefix = mail ? " FROM:" : " TO:";
+	unsigned seen = 0;
+	struct param pm = { .has_val = false };
+	int rc;
+
+	if (!has_prefix(arg, prefix))
+		return bad_args(c, mail ? "Syntax: MAIL FROM:<address>" : "Syntax: RCPT TO:<address>",
+				"missing FROM:/TO:");
+	arg.p += strlen(prefix);
+	arg.n -= strlen(prefix);
+	if (arg.n > 0 && arg.p[0] == ' ')	/* "MAIL FROM: <a@b>": tolerated */
+		arg.p++, arg.n--;
+	if ((rc = parse_path(c, mail, &arg, &c->out->path)) != 0)
+		return rc;
+	for (size_t i = 0; i < arg.n; i++)
+		if ((unsigned char)arg.p[i] >= 0x80)
+			return bad_args(c, "Syntax error in parameters or arguments",
+					"8-bit parameter");
+	while (arg.n > 0) {
+		if ((rc = next_param(c, &arg, &pm)) != 0 ||
+		    (rc = mail ? mail_param(c, &pm, &seen) : rcpt_param(c, &pm, &seen)) != 0)
+			return rc;
+	}
+	if (mail && c->out->path.utf8 && !c->out->mail.smtputf8) {
+		smtp_reply_utf8(&c->out->reply, false);
+		if (c->err != NULL && c->errlen > 0 &&
+		    str_copy(c->err, c->errlen, "8-bit sender without SMTPUTF8") < 0)
+			c->err[c->errlen - 1] = '\0';
+		return c->out->reply.code;
+	}
+	return 0;
+}
+
+static int parse_helo(struct ctx *c, struct span arg)
+{
+	struct span d;
+	bool ehlo = c->out->verb == SMTP_EHLO;
+
+	if (!one_arg(arg, &d))
+		return bad_args(c, ehlo ? "Syntax: EHLO hostname" : "Syntax: HELO hostname",
+				"missing hostname");
+	c->out->helo_literal = d.p[0] == '[';
+	if (c->out->helo_literal ? !valid_literal(d) : !valid_domain(d, true))
+		return bad_args(c, "Invalid hostname", "bad HELO/EHLO hostname");
+	copy_span(c->out->arg, sizeof(c->out->arg), d);
+	return 0;
+}
+
+static int parse_no_arg(struct ctx *c, struct span arg)
+{
+	return arg.n == 0 ? 0 : bad_args(c, "Syntax error, no parameters allowed",
+					 "unexpected argument");
+}
+
+/* NOOP [SP String], HELP [SP String], VRFY SP String: printable ASCII (checked already). */
+static int parse_string(struct ctx *c, struct span arg)
+{
+	struct span s;
+
+	if (arg.n == 0 && c->out->verb != SMTP_VRFY)
+		return 0;
+	if (!one_arg(arg, &s))
+		return bad_args(c, "Syntax error in parameters or arguments", "missing string");
+	copy_span(c->out->arg, sizeof(c->out->arg), s);
+	return 0;
+}
+
+/* BDAT SP chunk-size [SP "LAST"]; chunk-size = 1*DIGIT, must fit in 64 bits. */
+static int parse_bdat(struct ctx *c, struct span arg)
+{
+	struct span s, num;
+
+	if (!one_arg(arg, &s))
+		return bad_args(c, "Syntax: BDAT size [LAST]", "missing chunk size");
+	num = s;
+	for (num.n = 0; num.n < s.n && s.p[num.n] != ' '; num.n++)
+		;
+	if (num.n > 19 || !parse_size(num, &c->out->bdat_size) || c->out->bdat_size > INT64_MAX)
+		return bad_args(c, "Syntax: BDAT size [LAST]", "bad chunk size");
+	s.p += num.n;
+	s.n -= num.n;
+	if (s.n == 0)
+		return 0;
+	if (!span_eq(s, " LAST"))
+		return bad_args(c, "Syntax: BDAT size [LAST]", "junk after chunk size");
+	c->out->bdat_last = true;
+	return 0;
+}
+
+/* A base64 initial response, or "=" for an empty one (RFC 4954 4). */
+static bool valid_base64(struct span s)
+{
+	size_t pad = 0;
+
+	if (s.n == 1 && s.p[0] == '=')
+		return true;
+	if (s.n == 0 || s.n % 4 != 0)
+		return false;
+	for (size_t i = 0; i < s.n; i++) {
+		unsigned char ch = (unsigned char)s.p[i];
+
+		if (ch == '=')
+			pad++;
+		else if (pad > 0 || !(is_alpha(ch) || is_digit(ch) || ch == '+' || ch == '/'))
+			return false;
+	}
+	return pad <= 2;
+}
+
+/* AUTH SP mechanism [SP initial-response] */
+static int parse_auth(struct ctx *c, struct span arg)
+{
+	struct span s, mech, resp;
+
+	if (!one_arg(arg, &s))
+		return bad_args(c, "Syntax: AUTH mechanism", "missing mechanism");
+	mech = s;
+	for (mech.n = 0; mech.n < s.n && s.p[mech.n] != ' '; mech.n++) {
+		unsigned char ch = (unsigned char)s.p[mech.n];
+
+		if (!(is_alpha(ch) || is_digit(ch) || ch == '-' || ch == '_'))
+			return bad_args(c, "Syntax: AUTH mechanism", "bad mechanism name");
+	}
+	if (mech.n == 0 || mech.n > SMTP_MECH_MAX)
+		return bad_args(c, "Syntax: AUTH mechanism", "bad mechanism name");
+	for (size_t i = 0; i < mech.n; i++) {
+		char ch = mech.p[i];
+
+		c->out->arg[i] = (ch >= 'a' && ch <= 'z') ? (char)(ch - 'a' + 'A') : ch;
+	}
+	c->out->arg[mech.n] = '\0';
+	resp = (struct span){ s.p + mech.n, s.n - mech.n };
+	if (resp.n == 0)
+		return 0;
+	if (!one_arg(resp, &resp) || !valid_base64(resp))
+		return bad_args(c, "Invalid initial response", "bad AUTH initial response");
+	copy_span(c->out->auth_resp, sizeof(c->out->auth_resp), resp);
+	c->out->has_auth_resp = true;
+	return 0;
+}
+
+struct verb_def {
+	const char *name;
+	enum smtp_verb verb;
+	size_t max_line;	/* incl. CRLF */
+	int (*parse)(struct ctx *c, struct span arg);
+};
+
+static const struct verb_def verbs[] = {
+	{ "EHLO", SMTP_EHLO, SMTP_CMD_LINE_MAX, parse_helo },
+	{ "HELO", SMTP_HELO, SMTP_CMD_LINE_MAX, parse_helo },
+	{ "MAIL", SMTP_MAIL, SMTP_MAIL_LINE_MAX, parse_mail_rcpt },
+	{ "RCPT", SMTP_RCPT, SMTP_RCPT_LINE_MAX, parse_mail_rcpt },
+	{ "DATA", SMTP_DATA, SMTP_CMD_LINE_MAX, parse_no_arg },
+	{ "BDAT", SMTP_BDAT, SMTP_CMD_LINE_MAX, parse_bdat },
+	{ "RSET", SMTP_RSET, SMTP_CMD_LINE_MAX, parse_no_arg },
+	{ "NOOP", SMTP_NOOP, SMTP_CMD_LINE_MAX, parse_string },
+	{ "QUIT", SMTP_QUIT, SMTP_CMD_LINE_MAX, parse_no_arg },
+	{ "VRFY", SMTP_VRFY, SMTP_CMD_LINE_MAX, parse_string },
+	{ "HELP", SMTP_HELP, SMTP_CMD_LINE_MAX, parse_string },
+	{ "STARTTLS", SMTP_STARTTLS, SMTP_CMD_LINE_MAX, parse_no_arg },
+	{ "AUTH", SMTP_AUTH, SMTP_AUTH_LINE_MAX, parse_auth },
+};
+
+/* NUL and control characters anywhere are refused; reports whether 8-bit bytes occur. */
+static int check_bytes(struct ctx *c, const char *line, size_t len, bool *eight_bit)
+{
+	*eight_bit = false;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char ch = (unsigned char)line[i];
+
+		if (ch == 0)
+			return fail(c, 500, "5.5.2", "Syntax error, NUL byte in command", "NUL byte");
+		if (ch < 0x20 || ch == 0x7f)
+			return fail(c, 500, "5.5.2", "Syntax error, control character in command",
+				    "control character");
+		if (ch >= 0x80)
+			*eight_bit = true;
+	}
+	return 0;
+}
+
+int smtp_parse_command(const char *line, size_t len, struct smtp_cmd *out, char *err,
+		       size_t errlen)
+{
+	struct ctx c = { out, err, errlen };
+	struct span verb = { line, 0 };
+	const struct verb_def *def = NULL;
+	bool eight_bit;
+	int rc;
+
+	memset(out, 0, offsetof(struct smtp_cmd, auth_resp));
+	out->auth_resp[0] = '\0';
+	if (err != NULL && errlen > 0)
+		err[0] = '\0';
+	if (len > SMTP_LINE_MAX - 2)
+		return fail(&c, 500, "5.5.2", "Line too long", "line too long");
+	if ((rc = check_bytes(&c, line, len, &eight_bit)) != 0)
+		return rc;
+	while (verb.n < len && line[verb.n] != ' ')
+		verb.n++;
+	for (size_t i = 0; i < ARRAY_LEN(verbs) && def == NULL; i++)
+		if (span_eq(verb, verbs[i].name))
+			def = &verbs[i];
+	if (def == NULL)
+		return unrecognized(&c, "unknown command");
+	out->verb = def->verb;
+	if (len > def->max_line - 2)
+		return fail(&c, 500, "5.5.2", "Line too long", "line too long");
+	if (eight_bit && def->verb != SMTP_MAIL && def->verb != SMTP_RCPT)
+		return bad_args(&c, "8-bit characters are not allowed in this command", "8-bit");
+	return def->parse(&c, (struct span){ line + verb.n, len - verb.n });
 }

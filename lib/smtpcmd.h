@@ -25,7 +25,8 @@
  *    transaction's MAIL had SMTPUTF8.
  *  - Line length (RFC 5321 4.5.3.1.4): 512 octets INCLUDING CRLF, i.e. len <= 510 here. The
  *    extensions raise it for their commands: MAIL by 26 (SIZE, RFC 1870) + 100 (RET/ENVID,
- *    RFC 3461) + 500 (AUTH=, RFC 4954) + 10 (SMTPUTF8, RFC 6531) + 20 (BODY=); RCPT by 500
+ *    RFC 3461) + 500 (AUTH=, RFC 4954) + 10 (SMTPUTF8, RFC 6531) + 20 (our margin for BODY=,
+ *    for which no RFC gives a figure); RCPT by 500
  *    (NOTIFY/ORCPT, RFC 3461); AUTH lines may be 12288 octets (RFC 4954 4). So smtpd's line
  *    reader must buffer SMTP_LINE_MAX octets and this parser applies the per-verb limit.
  *  - SIZE=n with more digits than fit in 64 bits but at most 20 (RFC 1870 size-value) is
