@@ -149,7 +149,7 @@ const struct conf_param conf_params[] = {
 	{ "queue_file_size_limit", CONF_SIZE, "0", 0, NOMAX,
 	  "largest queue file (0 = message_size_limit plus room for the envelope)" },
 	{ "queue_enable", CONF_BOOL, "no", 0, 0,
-	  "run the queue daemon (until smtpd replaces the test service on the SMTP ports)" },
+	  "obsolete and ignored: the queue daemon always runs (kept so old files still load)" },
 	{ "maildrop_scan_interval", CONF_TIME, "10s", 100, MS(3600),
 	  "how often the queue daemon looks into maildrop/ besides its notifications" },
 

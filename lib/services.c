@@ -1,7 +1,8 @@
 /*
  * services.c: the service table (see services.h).
  *
- * Until the real protocol daemons exist (issues 3-7), the inet listeners are served by
+ * The SMTP listeners are served by postern-smtpd in three roles (issue 4). Until the other
+ * protocol daemons exist (issues 5-7), the remaining inet listeners are served by
  * postern-testd, a small honest test service: it greets with its own name and echoes lines.
  * Each later daemon replaces its entries' command.
  */
@@ -10,11 +11,11 @@
 const struct service_def service_table[] = {
 	/* name          kind           command          args  user          root
 	 * caps  listen                limit                       socket  group  enable */
-	{ "smtp", SERVICE_POOL, "postern-testd", "", "mail_owner", ROOT_SPOOL,
+	{ "smtp", SERVICE_POOL, "postern-smtpd", "-r mx", "mail_owner", ROOT_SPOOL,
 	  NULL, "smtp_listen", "smtp_process_limit", NULL, NULL, NULL },
-	{ "submission", SERVICE_POOL, "postern-testd", "", "mail_owner", ROOT_SPOOL,
+	{ "submission", SERVICE_POOL, "postern-smtpd", "-r submission", "mail_owner", ROOT_SPOOL,
 	  NULL, "submission_listen", "submission_process_limit", NULL, NULL, NULL },
-	{ "smtps", SERVICE_POOL, "postern-testd", "-t", "mail_owner", ROOT_SPOOL,
+	{ "smtps", SERVICE_POOL, "postern-smtpd", "-r smtps", "mail_owner", ROOT_SPOOL,
 	  NULL, "smtps_listen", "smtps_process_limit", NULL, NULL, NULL },
 	{ "imap", SERVICE_POOL, "postern-testd", "", "mail_owner", ROOT_EMPTY,
 	  NULL, "imap_listen", "imap_process_limit", NULL, NULL, NULL },
@@ -31,7 +32,7 @@ const struct service_def service_table[] = {
 
 	/* queue: creates and commits queue files, picks up maildrop/ (issue 4). */
 	{ "queue", SERVICE_SINGLE, "postern-queue", "", "queue_owner", ROOT_SPOOL,
-	  NULL, NULL, NULL, "queue", "mail_owner", "queue_enable" },
+	  NULL, NULL, NULL, "queue", "mail_owner", NULL },
 
 	/* Test services: exercise a pool on its own port, a single daemon behind a private
 	 * socket, and the one privileged shape (uid 0 keeping only CAP_SETUID+CAP_SETGID)

@@ -45,12 +45,16 @@ EXPECTED = {
     "testd-single": ("postern-queue", "."),
     "testd-privileged": ("root", "/"),
     "authd": ("postern-auth", "/"),
+    "queue": ("postern-queue", "."),
 }
 PRIVILEGED = {"testd-privileged"}
-SINGLE = ["testd-single", "testd-privileged", "authd"]
+SINGLE = ["testd-single", "testd-privileged", "authd", "queue"]
+# The SMTP ports are served by postern-smtpd (issue 4), the others still by postern-testd.
+SMTP_SERVICES = ["smtp", "submission", "smtps"]
+TESTD_SERVICES = [s for s in SERVICES if s not in SMTP_SERVICES]
 
 SYSLOG_LINE = re.compile(r"^[A-Z][a-z]{2} [ 0-9]\d \d\d:\d\d:\d\d \S+ "
-                         r"postern/[A-Za-z0-9_.-]+\[(\d+)\]: \S")
+                         r"(?:postern|postfix-postern)/[A-Za-z0-9_./-]+\[(\d+)\]: \S")
 # Lines written under Dovecot's program names, for fail2ban's dovecot filter (authd's
 # "auth: sql(USER,RIP): Password mismatch").
 DOVECOT_LINE = re.compile(r"^[A-Z][a-z]{2} [ 0-9]\d \d\d:\d\d:\d\d \S+ "
@@ -96,9 +100,20 @@ def check_child(sandbox, info):
         assert info.cap_prm == 0, f"{service}: CapPrm {info.cap_prm:#x} (root regainable)"
 
 
+def smtp_client(system, service):
+    """A connection to an SMTP port, past the 220 greeting (implicit TLS on smtps)."""
+    raw = socket.create_connection(("127.0.0.1", system.ports[service]), timeout=10)
+    sock = tls_context(system.ca).wrap_socket(raw, server_hostname="localhost") \
+        if service in IMPLICIT_TLS else raw
+    greeting = sock.recv(4096)
+    assert greeting.startswith(b"220 ") and greeting.endswith(b"\r\n"), greeting
+    return sock
+
+
 def test_every_child_runs_as_its_design_user(sandbox):
     # Pool processes start on demand: hold one connection per listener so each has a process.
-    clients = [sandbox.connect(s) for s in SERVICES]
+    clients = [sandbox.connect(s) for s in TESTD_SERVICES]
+    smtp = [smtp_client(sandbox, s) for s in SMTP_SERVICES]
     try:
         master = sandbox.master_pid
         for c in clients:
@@ -112,10 +127,12 @@ def test_every_child_runs_as_its_design_user(sandbox):
         assert seen >= set(SERVICES) | set(SINGLE), f"missing services: {kids}"
         for info in kids:
             check_child(sandbox, info)
+            if info.service in SMTP_SERVICES:
+                assert os.path.basename(info.cmdline[0]) == "postern-smtpd", info
         me = ProcInfo.read(master)
         assert me.uids == (0,) * 4 or os.geteuid() != 0, "master runs as root"
     finally:
-        for c in clients:
+        for c in clients + smtp:
             c.close()
 
 
@@ -152,7 +169,17 @@ def test_killed_pool_child_is_replaced_on_next_connection(sandbox):
 
 # ---- the pool listeners and the test protocol ----------------------------------------------
 
-@pytest.mark.parametrize("service", SERVICES)
+@pytest.mark.parametrize("service", SMTP_SERVICES)
+def test_smtp_ports_greet_with_smtp(sandbox, service):
+    sock = smtp_client(sandbox, service)
+    try:
+        sock.sendall(b"QUIT\r\n")
+        assert sock.recv(4096) == b"221 2.0.0 Bye\r\n"
+    finally:
+        sock.close()
+
+
+@pytest.mark.parametrize("service", TESTD_SERVICES)
 def test_banner_and_commands_on_every_port(sandbox, service):
     with sandbox.connect(service) as c:
         assert c.service == service, f"banner {c.banner!r} on the {service} port"
@@ -168,7 +195,7 @@ def test_banner_and_commands_on_every_port(sandbox, service):
         assert c.at_eof(5), "QUIT does not close the connection"
 
 
-@pytest.mark.parametrize("service", sorted(IMPLICIT_TLS))
+@pytest.mark.parametrize("service", sorted(IMPLICIT_TLS - set(SMTP_SERVICES)))
 def test_implicit_tls_presents_the_sandbox_certificate(sandbox, service):
     with sandbox.connect(service) as c:
         with open(sandbox.ca) as f:
@@ -185,7 +212,7 @@ def test_implicit_tls_presents_the_sandbox_certificate(sandbox, service):
             untrusting.wrap_socket(s, server_hostname="localhost")
 
 
-@pytest.mark.parametrize("service", CLEAR_TEXT)
+@pytest.mark.parametrize("service", [s for s in CLEAR_TEXT if s not in SMTP_SERVICES])
 def test_starttls_discards_pipelined_commands(sandbox, service):
     with sandbox.connect(service) as c:
         # One write: the PING travels in the same packet as STARTTLS and must be dropped.
@@ -403,8 +430,8 @@ def test_two_masters_cannot_run_at_once(own_master):
 
 def test_sigterm_leaves_no_process_behind(own_master):
     m = own_master()
-    master = m.start(wait_for=("test", "smtps"))
-    busy = [m.connect("test"), m.connect("smtps")]   # live connections must not hold it up
+    master = m.start(wait_for=("test", "imaps"))
+    busy = [m.connect("test"), m.connect("imaps")]   # live connections must not hold it up
     single_pid(m, "testd-single")
     single_pid(m, "testd-privileged")
     everything = {master} | {k.pid for k in children_of(master)}
@@ -476,7 +503,7 @@ def test_failing_service_is_throttled(own_master):
                        5, what="a master warning about throttling")
     assert lines
     assert alive(master), "master died because a service failed"
-    failed = {int(p) for p in re.findall(r" postern/smtps\[(\d+)\]: ", m.log_text())}
+    failed = {int(p) for p in re.findall(r" postern/smtps(?:/smtpd)?\[(\d+)\]: ", m.log_text())}
     assert len(seen | failed) <= 10, \
         f"{len(seen | failed)} smtps processes in 4 s: not throttled"
 
@@ -597,8 +624,10 @@ def test_developer_mode_runs_unprivileged(dev_dir):
     try:
         s = socket.create_connection(("127.0.0.1", port), timeout=5)
         banner = s.makefile("rb").readline()
-        assert banner.startswith(b"postern-testd smtp "), banner
-        child = int(banner.split()[2])
+        assert banner.startswith(b"220 "), banner
+        kids = [k for k in children_of(pid) if k.service == "smtp"]
+        assert len(kids) >= 1, children_of(pid)
+        child = kids[0].pid
         with open(f"/proc/{child}/status") as f:
             uid_line = next(ln for ln in f if ln.startswith("Uid:"))
         assert uid_line.split()[1:] == [str(nobody.pw_uid)] * 4, uid_line
