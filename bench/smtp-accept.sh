@@ -5,8 +5,9 @@
 # Both servers accept for the same virtual domain from the same MariaDB (the sandbox's),
 # check the recipient against the same virtual_users table, write every message durably to
 # their queue (Postfix's cleanup and Postern's queue daemon both fsync before the 250) and do
-# nothing else: Postfix runs without qmgr and pickup, Postern has no qmgr yet, so neither
-# spends CPU on delivery during the run. Postfix's smtpd is not chrooted here so it can reach
+# nothing else: Postfix puts every message on hold (smtpd_end_of_data_restrictions =
+# check_client_access static:HOLD, so its cleanup writes to hold/ and wakes no qmgr), and
+# Postern has no qmgr yet, so neither spends CPU on delivery during the run. Postfix's smtpd is not chrooted here so it can reach
 # the sandbox's MariaDB socket. Load: Postfix's smtp-source (no pipelining), MESSAGES
 # messages of SIZE bytes, for 1 and for 20 concurrent sessions.
 #
@@ -74,9 +75,10 @@ virtual_mailbox_maps = mysql:$PF/bench-mailbox.cf
 virtual_alias_maps = mysql:$PF/bench-alias.cf
 virtual_transport = lmtp:unix:private/dovecot-lmtp
 smtpd_forbid_bare_newline = yes
+smtpd_end_of_data_restrictions = check_client_access static:HOLD
 smtputf8_enable = yes
 default_process_limit = 200
-maillog_file = $DIR/postfix.log
+maillog_file = /var/log/postfix-bench.log
 X
 python3 - "$PF/master.cf.postern-bench" "$PF/master.cf" "$PF_PORT" <<'PY'
 import re, sys
@@ -112,7 +114,7 @@ rate() {
 }
 
 queued_postern() { find "$POSTERN_SPOOL/queue/incoming" -type f | wc -l; }
-queued_postfix() { find /var/spool/postfix/incoming -type f | wc -l; }
+queued_postfix() { find /var/spool/postfix/hold /var/spool/postfix/incoming -type f | wc -l; }
 
 printf '\nSMTP acceptance: %d messages of %d bytes per run, smtp-source, %d CPUs\n' \
 	"$MESSAGES" "$SIZE" "$(nproc)"

@@ -153,6 +153,10 @@ const struct conf_param conf_params[] = {
 	{ "maildrop_scan_interval", CONF_TIME, "10s", 100, MS(3600),
 	  "how often the queue daemon looks into maildrop/ besides its notifications" },
 
+	/* smtp client (issue 5) */
+	{ "smtp_host_override", CONF_LIST, "", 0, 0,
+	  "for tests and lab setups only: domain=ADDR[:port] items sent there instead of DNS" },
+
 	{ NULL, CONF_STR, NULL, 0, 0, NULL },
 };
 
