@@ -59,6 +59,7 @@ $(eval $(call prog,master,postern-master))
 $(eval $(call prog,admin,postern))
 $(eval $(call prog,authd,postern-authd))
 $(eval $(call prog,queue,postern-queue))
+$(eval $(call prog,anvil,postern-anvil))
 $(eval $(call prog,smtpd,postern-smtpd))
 $(eval $(call prog,tests/testd,postern-testd))
 

@@ -34,6 +34,10 @@ const struct service_def service_table[] = {
 	{ "queue", SERVICE_SINGLE, "postern-queue", "", "queue_owner", ROOT_SPOOL,
 	  NULL, NULL, NULL, "queue", "mail_owner", NULL },
 
+	/* anvil: connection counts per client address for smtpd's pool (issue 4). */
+	{ "anvil", SERVICE_SINGLE, "postern-anvil", "", "mail_owner", ROOT_SPOOL,
+	  NULL, NULL, NULL, "anvil", "mail_owner", NULL },
+
 	/* Test services: exercise a pool on its own port, a single daemon behind a private
 	 * socket, and the one privileged shape (uid 0 keeping only CAP_SETUID+CAP_SETGID)
 	 * that local will have. */

@@ -215,6 +215,8 @@ static void child_died(struct child *c, int status)
 	if (c->avail)
 		svc->navail--;
 	svc->nproc--;
+	if (M.stopping)
+		return;		/* we killed it: neither a crash nor a reason to restart */
 	if (abnormal && !c->ready) {
 		throttle(svc);
 		return;

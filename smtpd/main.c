@@ -10,13 +10,14 @@
  *   auth.c          AUTH PLAIN and LOGIN through authd
  *   policy.c        mynetworks, relay decision, RCPT and sender lookups through authd
  *   queue_client.c  CREATE / COMMIT / ABORT with the queue daemon
+ *   anvil_client.c  the connection count per client address, through postern-anvil
  *   received.c      the Received: header
  *   reply.c         replies, error counting
  *   log.c           Postfix-format log lines
  *
  * Deliberate choices are documented where they are made; the main ones: the client name is
- * always "unknown" (no DNS inside the chroot), the per-address connection limit is not
- * enforced (a pool process sees one client; see session.c), message lines longer than 998
+ * always "unknown" (no DNS inside the chroot), the per-address connection limit is counted
+ * by postern-anvil and fails open when anvil is away, message lines longer than 998
  * octets are refused (data.c), and a bare CR or LF in DATA ends the session with 521 as
  * Postfix does with smtpd_forbid_bare_newline = yes.
  */
@@ -52,7 +53,8 @@ static void socket_paths(struct server *srv)
 	const char *spool = srv->dev_mode ? conf_str(srv->cfg, "spool_directory") : "";
 
 	if (str_fmt(CF.auth_path, sizeof(CF.auth_path), "%s/private/auth", spool) < 0 ||
-	    str_fmt(CF.queue_path, sizeof(CF.queue_path), "%s/private/queue", spool) < 0)
+	    str_fmt(CF.queue_path, sizeof(CF.queue_path), "%s/private/queue", spool) < 0 ||
+	    str_fmt(CF.anvil_path, sizeof(CF.anvil_path), "%s/private/anvil", spool) < 0)
 		msg_fatal("spool_directory too long");
 }
 
@@ -78,6 +80,7 @@ static void load_conf(struct server *srv)
 	CF.auth_header = conf_bool(c, "smtpd_sasl_authenticated_header");
 	CF.sender_check = conf_bool(c, "smtpd_sender_login_check");
 	CF.smtputf8 = conf_bool(c, "smtputf8_enable");
+	CF.conn_limit = conf_int(c, "smtpd_client_connection_count_limit");
 	nets = conf_list(c, "mynetworks", &n);
 	if (policy_parse_networks(&CF, nets, n) < 0)
 		msg_fatal("mynetworks: bad entry (want ADDR/PREFIX, [IPv6]/PREFIX or ADDR)");

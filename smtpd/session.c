@@ -8,9 +8,12 @@
  *  - smtpd_timeout per read (421 4.4.2 then disconnect), smtpd_hard_error_limit errors
  *    (421 4.7.0 then disconnect); smtpd_soft_error_limit delays replies (reply.c);
  *  - replies are flushed only when the client's pipelined input is used up (RFC 2920).
- * The connection count per client address (smtpd_client_connection_count_limit) is NOT
- * enforced: each pool process sees one client and there is no shared counter yet; master
- * is the natural place to count (it sees every accept), and is left for it.
+ * The connection count per client address (smtpd_client_connection_count_limit) is kept by
+ * postern-anvil (anvil_client.c): the session registers before the greeting (before the TLS
+ * handshake on 465, so a stalled handshake counts too) and holds the registration until it
+ * ends. A client over the limit and not in mynetworks gets Postfix's
+ * "421 4.7.0 HOST Error: too many connections from ADDR" instead of the greeting (on 465
+ * after the handshake, so the client can read it).
  * The client name is always "unknown" as Postfix shows it without reverse DNS: there is no
  * resolver worth trusting inside the chroot and a lookup would cost every session.
  */
@@ -245,7 +248,7 @@ static void session_init(struct session *ss, struct server *srv, const struct sm
 	memset(ss, 0, sizeof(*ss));
 	ss->cf = cf;
 	ss->srv = srv;
-	ss->auth_sock = ss->queue_sock = -1;
+	ss->auth_sock = ss->queue_sock = ss->anvil_sock = -1;
 	ss->txn.qfd = -1;
 	ss->where = "CONNECT";
 	inet_format_host(peer, ss->addr, sizeof(ss->addr));
@@ -259,6 +262,7 @@ void session_serve(struct server *srv, const struct smtpd_conf *cf, int fd,
 {
 	static struct session ss;
 	int cfd = dup(fd);	/* the skeleton closes fd; the stream owns its own copy */
+	bool too_many;
 
 	session_init(&ss, srv, cf, peer);
 	msg_info("connect from %s", ss.namaddr);
@@ -268,9 +272,15 @@ void session_serve(struct server *srv, const struct smtpd_conf *cf, int fd,
 			(void)close(cfd);
 		return;
 	}
+	too_many = anvil_over_limit(&ss);
 	if (cf->role != ROLE_SMTPS || start_tls(&ss)) {
-		(void)stream_printf(ss.s, "220 %s\r\n", cf->banner);
-		command_loop(&ss);
+		if (too_many) {
+			reply(&ss, 421, "4.7.0", "%s Error: too many connections from %s",
+			      cf->myhostname, ss.addr);
+		} else {
+			(void)stream_printf(ss.s, "220 %s\r\n", cf->banner);
+			command_loop(&ss);
+		}
 	} else {
 		msg_info("lost connection after CONNECT from %s", ss.namaddr);
 	}
@@ -281,5 +291,6 @@ void session_serve(struct server *srv, const struct smtpd_conf *cf, int fd,
 		(void)close(ss.auth_sock);
 	if (ss.queue_sock >= 0)
 		(void)close(ss.queue_sock);
+	anvil_disconnect(&ss);
 	stream_free(ss.s);
 }

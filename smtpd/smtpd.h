@@ -42,7 +42,9 @@ struct smtpd_conf {
 	bool vrfy, tls_auth_only, auth_header, sender_check, smtputf8;
 	size_t nnets;
 	struct smtpd_net nets[SMTPD_MAX_NETS];
-	char auth_path[512], queue_path[512];	/* private sockets, chroot-relative or not */
+	long long conn_limit;		/* smtpd_client_connection_count_limit, 0 = none */
+	/* private sockets, chroot-relative or not */
+	char auth_path[512], queue_path[512], anvil_path[512];
 	const char *log_name;		/* "smtpd", "submission/smtpd", "smtps/smtpd" */
 };
 
@@ -94,6 +96,7 @@ struct session {
 	uint64_t where_bytes;		/* DATA/BDAT bytes so far, for the same line */
 	unsigned cnt_ok[CNT_MAX], cnt_all[CNT_MAX];
 	int auth_sock, queue_sock;	/* -1 until first used */
+	int anvil_sock;			/* open for the whole session once registered */
 	uint32_t ipc_id;
 	struct smtpd_txn txn;
 };
@@ -133,6 +136,11 @@ int authd_call(struct session *ss, const struct ipc_msg *req, struct ipc_msg *re
 int queue_create(struct session *ss, char *qid, int *fd, char *reason, size_t rlen);
 int queue_commit(struct session *ss, const char *qid, char *reason, size_t rlen);
 void queue_abort(struct session *ss, const char *qid);
+
+/* anvil_client.c: register the connection with postern-anvil; true if the client is over
+ * smtpd_client_connection_count_limit (the warning is logged). Fails open. */
+bool anvil_over_limit(struct session *ss);
+void anvil_disconnect(struct session *ss);
 
 /* received.c: the Received: header for the transaction in ss. */
 int received_header(const struct session *ss, char *out, size_t outlen);

@@ -46,9 +46,10 @@ EXPECTED = {
     "testd-privileged": ("root", "/"),
     "authd": ("postern-auth", "/"),
     "queue": ("postern-queue", "."),
+    "anvil": ("postern", "."),
 }
 PRIVILEGED = {"testd-privileged"}
-SINGLE = ["testd-single", "testd-privileged", "authd", "queue"]
+SINGLE = ["testd-single", "testd-privileged", "authd", "queue", "anvil"]
 # The SMTP ports are served by postern-smtpd (issue 4), the others still by postern-testd.
 SMTP_SERVICES = ["smtp", "submission", "smtps"]
 TESTD_SERVICES = [s for s in SERVICES if s not in SMTP_SERVICES]
