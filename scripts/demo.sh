@@ -54,13 +54,24 @@ Postern demo is running in $DIR (master pid $POSTERN_MASTER_PID).
   Stop:         $REPO/tests/sandbox stop $DIR
 EOF
 
+cat <<EOF
+
+Send a message through submission (STARTTLS + AUTH), as a mail client would:
+
+  swaks --server 127.0.0.1:$POSTERN_SUBMISSION_PORT --tls --tls-ca-path $POSTERN_CA \\
+        --auth PLAIN --auth-user $LOGIN --auth-password $PASSWORD \\
+        --from $LOGIN --to $LOGIN
+
+It is queued durably ("250 2.0.0 Ok: queued as ID", see $POSTERN_LOG and
+$POSTERN_SPOOL/queue/incoming/); delivery into the Maildir comes with the qmgr issue.
+EOF
+
 case "$BANNER" in
 postern-testd*)
 	cat <<EOF
 
-Note: Postern's SMTP and IMAP/POP3 daemons are not written yet (their issues are still open).
-Until they land, every listener is served by the built-in test service (banner: "$BANNER"),
-so a mail client cannot log in or fetch mail yet. Poke at a TLS listener by hand instead:
+IMAP and POP3 are not written yet: those listeners are served by the built-in test service
+(banner: "$BANNER"), so a mail client cannot fetch mail yet. Poke at one by hand:
 
   openssl s_client -connect 127.0.0.1:$POSTERN_IMAPS_PORT -CAfile $POSTERN_CA -quiet
 
