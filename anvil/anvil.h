@@ -12,6 +12,7 @@
 #include "anvilproto.h"
 #include "event.h"
 #include "ipc.h"
+#include "ipcserver.h"
 
 /* Connections beyond ANVIL_MAX_CLIENTS are still accepted, up to this many more, only to be
  * told TEMPFAIL (so their smtpd logs why); beyond that they are closed at once. */
@@ -29,8 +30,8 @@ struct anvil_entry {
 struct anvild {
 	struct ev_loop *loop;
 	struct ipc_allow allow;		/* CONNECT */
-	int nclients;			/* counted connections (at most ANVIL_MAX_CLIENTS) */
-	int nrefusing;			/* connections accepted only to be refused */
+	struct ipc_server *srv;		/* at most ANVIL_MAX_CLIENTS counted connections,
+					 * ANVIL_MAX_REFUSING more only to be refused */
 	size_t nentries;		/* pairs in the table */
 };
 
@@ -44,7 +45,7 @@ void table_drop(struct anvil_entry *e);
 bool anvil_valid_service(const char *s);
 bool anvil_valid_rip(const char *s);
 
-/* conn.c: the client sockets. */
-void conn_accept(struct ev_loop *loop, int lfd, int revents, void *arg);
+/* conn.c: the requests on the client sockets. */
+extern const struct ipc_server_ops conn_ops;
 
 #endif

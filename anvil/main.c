@@ -15,8 +15,6 @@
  * restarts it starts from zero, which errs on the side of letting clients in, and smtpd fails
  * open while anvil is away.
  */
-#include <signal.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
 #include "anvil.h"
@@ -37,41 +35,22 @@ static void pre_drop(struct server *srv)
 		AV.allow.uid[AV.allow.n++] = geteuid();
 }
 
-/* ANVIL_MAX_CLIENTS sockets need more descriptors than the usual soft limit. */
-static void raise_fd_limit(void)
-{
-	struct rlimit rl;
-
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-		rl.rlim_cur = rl.rlim_max;
-		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
-			msg_warn("setrlimit(RLIMIT_NOFILE): %m");
-	}
-}
-
 static void post_drop(struct server *srv)
 {
 	(void)srv;
-	raise_fd_limit();
-}
-
-static void on_signal(struct ev_loop *loop, int sig, void *arg)
-{
-	(void)arg;
-	if (sig == SIGHUP)
-		return;		/* no configuration to reload; the counts must survive */
-	msg_info("stopping on signal %d", sig);
-	ev_stop(loop);
+	/* ANVIL_MAX_CLIENTS sockets need more descriptors than the usual soft limit. */
+	ipc_server_raise_fd_limit();
 }
 
 static int run(struct server *srv)
 {
 	AV.loop = ev_new();
-	for (int i = 0; i < srv->nlisten; i++)
-		if (ev_fd_add(AV.loop, srv->listen_fd[i], POLLIN, conn_accept, NULL) < 0)
-			msg_fatal("cannot watch listener: %m");
-	ev_signal_add(AV.loop, SIGTERM, on_signal, NULL);
-	ev_signal_add(AV.loop, SIGHUP, on_signal, NULL);
+	AV.srv = ipc_server_new(AV.loop, ANVIL_MAX_CLIENTS, &conn_ops, NULL);
+	ipc_server_set_overflow(AV.srv, ANVIL_MAX_REFUSING);
+	if (ipc_server_listen(AV.srv, srv->listen_fd, srv->nlisten) < 0)
+		msg_fatal("cannot watch listener: %m");
+	/* SIGHUP: no configuration to reload; the counts must survive. */
+	ipc_server_signals(AV.loop, NULL);
 	server_report_ready(srv);
 	msg_info("ready: at most %d clients", ANVIL_MAX_CLIENTS);
 	ev_run(AV.loop);

@@ -19,6 +19,7 @@
 #include "config.h"
 #include "event.h"
 #include "ipc.h"
+#include "ipcserver.h"
 
 #define AUTHD_MAX_TARGETS	1000	/* alias targets per lookup */
 #define AUTHD_MAX_CLIENTS	1024
@@ -35,13 +36,11 @@ struct lookup {
 	struct buf targets;		/* alias targets, NUL-separated */
 };
 
-struct client;
-
 /* A unit of work for a worker thread. */
 struct job {
 	int type;			/* enum auth_req */
 	uint32_t req_id;
-	struct client *client;		/* NULL once the client went away */
+	struct ipc_peer *client;	/* held until the job is done */
 	/* input */
 	char address[ADDR_MAX + 1];
 	char user[ADDR_MAX + 1];
@@ -62,13 +61,13 @@ struct authd {
 	struct ipc_allow allow[5];	/* per request type, index type - AUTH_REQ_AUTH */
 	uid_t vmail_uid;
 	gid_t vmail_gid;
-	int nclients;
+	struct ipc_server *srv;
 };
 
 extern struct authd A;
 
-/* client.c: connections and request dispatch */
-void client_accept(struct ev_loop *loop, int lfd, int revents, void *arg);
+/* client.c: request dispatch */
+extern const struct ipc_server_ops client_ops;
 void client_job_done(struct job *job);
 
 /* workers.c: the thread pool */

@@ -1,72 +1,30 @@
 /*
- * client.c: authd's client connections. Each connection's peer uid is read once with
- * SO_PEERCRED; every request is checked against its type's allow-list, validated strictly
- * (known keys only, bounded values), answered from the cache or turned into a job for the
- * workers. A client that disconnects while its jobs run is kept as a husk until they finish,
- * so a late answer never reaches a reused descriptor.
+ * client.c: authd's requests. The connections are lib/ipcserver.c's; every request is
+ * checked against its type's allow-list, validated strictly (known keys only, bounded
+ * values), answered from the cache or turned into a job for the workers. Each job and each
+ * delayed reply holds its peer, so a client that disconnects meanwhile stays allocated until
+ * they finish and a late answer never reaches a reused descriptor.
  */
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include "authd.h"
 #include "log.h"
 #include "util.h"
 
-struct client {
-	int fd;			/* -1 once closed */
-	uid_t uid;
-	pid_t pid;
-	int pending;		/* jobs and delayed replies in flight */
-};
-
 /* A failed login's answer waits in a timer, so brute force costs the attacker time. */
 struct delayed {
-	struct client *client;
+	struct ipc_peer *client;
 	uint16_t type;
 	uint32_t id;
 };
 
-static struct ipc_msg req, reply;	/* the main thread handles one frame at a time */
+static struct ipc_msg reply;	/* the main thread handles one frame at a time */
 
-static void client_release(struct client *c)
-{
-	if (c->fd < 0 && c->pending == 0)
-		free(c);
-}
-
-static void client_close(struct client *c)
-{
-	if (c->fd >= 0) {
-		ev_fd_del(A.loop, c->fd);
-		close(c->fd);
-		c->fd = -1;
-		A.nclients--;
-	}
-	client_release(c);
-}
-
-static void send_reply(struct client *c, const struct ipc_msg *m)
-{
-	if (c->fd < 0)
-		return;
-	/* Replies are small and the socket buffer large; a peer that lets it fill up is
-	 * broken or hostile, and loses its connection rather than stalling authd. */
-	if (ipc_send(c->fd, m) < 0) {
-		msg_warn("reply to pid %d failed: %m; closing", (int)c->pid);
-		client_close(c);
-	}
-}
-
-static void reply_status(struct client *c, const struct ipc_msg *r, int status,
+static void reply_status(struct ipc_peer *c, const struct ipc_msg *r, int status,
 			 const char *reason)
 {
-	ipc_reply_init(&reply, r, (enum ipc_status)status);
-	if (reason)
-		ipc_put_str(&reply, "reason", reason);
-	send_reply(c, &reply);
+	(void)ipc_peer_reply(c, r, (enum ipc_status)status, reason);
 }
 
 /* Fill a reply with a lookup result's attributes for this request type. */
@@ -100,12 +58,12 @@ static void put_lookup(struct ipc_msg *m, int type, const struct lookup *res)
 	}
 }
 
-static void reply_lookup(struct client *c, int type, uint32_t id, const struct lookup *res)
+static void reply_lookup(struct ipc_peer *c, int type, uint32_t id, const struct lookup *res)
 {
 	ipc_msg_init(&reply, (uint16_t)type, id);
 	reply.status = (uint16_t)res->status;
 	put_lookup(&reply, type, res);
-	send_reply(c, &reply);
+	ipc_peer_send(c, &reply);
 }
 
 /* Copy a string attribute into dst; false if absent, empty or too long. */
@@ -116,7 +74,7 @@ static bool take_str(const struct ipc_msg *m, const char *key, char *dst, size_t
 	return v && *v && str_copy(dst, dstlen, v) == 0;
 }
 
-static struct job *job_new(struct client *c, const struct ipc_msg *m)
+static struct job *job_new(struct ipc_peer *c, const struct ipc_msg *m)
 {
 	struct job *j = xcalloc(1, sizeof(*j));
 
@@ -125,7 +83,7 @@ static struct job *job_new(struct client *c, const struct ipc_msg *m)
 	j->client = c;
 	j->arrived = ev_now(A.loop);
 	buf_init(&j->res.targets, 1 << 16);
-	c->pending++;
+	ipc_peer_hold(c);
 	return j;
 }
 
@@ -153,9 +111,8 @@ static void on_delayed(struct ev_loop *loop, void *arg)
 	ipc_msg_init(&reply, d->type, d->id);
 	reply.status = IPC_PERMFAIL;
 	ipc_put_str(&reply, "reason", "authentication failed");
-	d->client->pending--;
-	send_reply(d->client, &reply);
-	client_release(d->client);
+	(void)ipc_peer_send(d->client, &reply);
+	ipc_peer_release(d->client);
 	free(d);
 }
 
@@ -173,7 +130,7 @@ static void log_auth_failure(const struct job *j)
 		   j->res.reason[0] ? j->res.reason : "failed");
 }
 
-static void auth_done(struct client *c, struct job *j)
+static void auth_done(struct ipc_peer *c, struct job *j)
 {
 	char ticket[80];
 
@@ -186,7 +143,7 @@ static void auth_done(struct client *c, struct job *j)
 			ipc_put_str(&reply, "ticket", ticket);
 		}
 		msg_debug("auth ok: user=<%s>, service=%s, rip=%s", j->res.user, j->service, j->rip);
-		send_reply(c, &reply);
+		ipc_peer_send(c, &reply);
 	} else if (j->res.status == IPC_PERMFAIL) {
 		struct delayed *d = xcalloc(1, sizeof(*d));
 		/* Counted from the request's arrival, so the answer's timing does not tell how
@@ -197,22 +154,21 @@ static void auth_done(struct client *c, struct job *j)
 		d->client = c;
 		d->type = AUTH_REQ_AUTH;
 		d->id = j->req_id;
-		c->pending++;
+		ipc_peer_hold(c);
 		ev_timer_add(A.loop, delay > 0 ? delay : 0, on_delayed, d);
 	} else {
 		ipc_msg_init(&reply, AUTH_REQ_AUTH, j->req_id);
 		reply.status = IPC_TEMPFAIL;
 		ipc_put_str(&reply, "reason", j->res.reason[0] ? j->res.reason : "temporary failure");
-		send_reply(c, &reply);
+		ipc_peer_send(c, &reply);
 	}
 }
 
 void client_job_done(struct job *j)
 {
-	struct client *c = j->client;
+	struct ipc_peer *c = j->client;
 	char key[2 * ADDR_MAX + 4];
 
-	c->pending--;
 	if (j->type == AUTH_REQ_AUTH) {
 		auth_done(c, j);
 	} else {
@@ -221,7 +177,7 @@ void client_job_done(struct job *j)
 		reply_lookup(c, j->type, j->req_id, &j->res);
 	}
 	job_free(j);
-	client_release(c);
+	ipc_peer_release(c);
 }
 
 /* SASL PLAIN: authzid NUL authcid NUL passwd; an authzid other than authcid is refused. */
@@ -252,7 +208,7 @@ static const char *const auth_keys[] = {
 	"service", "mech", "rip", "resp", "user", "pass", "ticket", "challenge", "response", NULL,
 };
 
-static void handle_auth(struct client *c, const struct ipc_msg *m)
+static void handle_auth(struct ipc_peer *c, const struct ipc_msg *m)
 {
 	struct job *j = job_new(c, m);
 	const struct ipc_attr *resp = ipc_get(m, "resp");
@@ -284,11 +240,11 @@ static void handle_auth(struct client *c, const struct ipc_msg *m)
 		workers_submit(j);
 		return;
 	}
-	c->pending--;
+	ipc_peer_release(c);
 	job_free(j);
 }
 
-static void handle_ticket(struct client *c, const struct ipc_msg *m)
+static void handle_ticket(struct ipc_peer *c, const struct ipc_msg *m)
 {
 	static const char *const keys[] = { "ticket", NULL };
 	struct lookup res;
@@ -309,7 +265,7 @@ static void handle_ticket(struct client *c, const struct ipc_msg *m)
 }
 
 /* rcpt, user, sender: answered from the cache when possible. */
-static void handle_lookup(struct client *c, const struct ipc_msg *m)
+static void handle_lookup(struct ipc_peer *c, const struct ipc_msg *m)
 {
 	static const char *const addr_keys[] = { "address", NULL };
 	static const char *const sender_keys[] = { "user", "address", NULL };
@@ -328,11 +284,11 @@ static void handle_lookup(struct client *c, const struct ipc_msg *m)
 		workers_submit(j);
 		return;
 	}
-	c->pending--;
+	ipc_peer_release(c);
 	job_free(j);
 }
 
-static void handle_request(struct client *c, const struct ipc_msg *m)
+static void handle_request(struct ipc_peer *c, struct ipc_msg *m)
 {
 	int idx = (int)m->type - AUTH_REQ_AUTH;
 
@@ -340,12 +296,8 @@ static void handle_request(struct client *c, const struct ipc_msg *m)
 		reply_status(c, m, IPC_PERMFAIL, "unknown request type");
 		return;
 	}
-	if (!ipc_allow_check(&A.allow[idx], c->uid)) {
-		msg_warn("refused request type %d from pid %d uid %d: not allowed", m->type,
-			 (int)c->pid, (int)c->uid);
-		reply_status(c, m, IPC_PERMFAIL, "not allowed");
+	if (!ipc_peer_allowed(c, m, &A.allow[idx]))
 		return;
-	}
 	switch (m->type) {
 	case AUTH_REQ_AUTH: handle_auth(c, m); break;
 	case AUTH_REQ_TICKET: handle_ticket(c, m); break;
@@ -353,58 +305,4 @@ static void handle_request(struct client *c, const struct ipc_msg *m)
 	}
 }
 
-static void on_readable(struct ev_loop *loop, int fd, int revents, void *arg)
-{
-	struct client *c = arg;
-	int r;
-
-	(void)loop, (void)fd, (void)revents;
-	/* A few frames per wake-up: fair to other clients, cheap for pipelining ones. */
-	for (int i = 0; i < 16 && c->fd >= 0; i++) {
-		r = ipc_recv(c->fd, &req);
-		if (r < 0 && (errno == EAGAIN || errno == EINTR))
-			return;
-		if (r <= 0) {
-			if (r < 0)
-				msg_warn("client pid %d: %m; closing", (int)c->pid);
-			client_close(c);
-			return;
-		}
-		if (req.nfds > 0) {
-			ipc_close_fds(&req);
-			msg_warn("client pid %d sent descriptors; closing", (int)c->pid);
-			client_close(c);
-			return;
-		}
-		handle_request(c, &req);
-	}
-}
-
-void client_accept(struct ev_loop *loop, int lfd, int revents, void *arg)
-{
-	struct client *c;
-	gid_t gid;
-	int fd;
-
-	(void)revents, (void)arg;
-	while ((fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK)) >= 0) {
-		if (A.nclients >= AUTHD_MAX_CLIENTS) {
-			msg_warn("too many clients (%d); refusing one", A.nclients);
-			close(fd);
-			continue;
-		}
-		c = xcalloc(1, sizeof(*c));
-		c->fd = fd;
-		if (ipc_peercred(fd, &c->pid, &c->uid, &gid) < 0) {
-			close(fd);
-			free(c);
-			continue;
-		}
-		if (ev_fd_add(loop, fd, POLLIN, on_readable, c) < 0) {
-			close(fd);
-			free(c);
-			continue;
-		}
-		A.nclients++;
-	}
-}
+const struct ipc_server_ops client_ops = { .request = handle_request };

@@ -6,7 +6,6 @@
  * at hand. After the drop to auth_owner: start the database workers, then serve requests on
  * the private socket master handed over until SIGTERM.
  */
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -64,26 +63,20 @@ static void post_drop(struct server *srv)
 	workers_start((int)conf_int(A.cfg, "authd_workers"));
 }
 
-static void on_signal(struct ev_loop *loop, int sig, void *arg)
+static void on_hup(void)
 {
-	(void)arg;
-	if (sig == SIGHUP) {
-		msg_info("SIGHUP: cached lookups dropped");
-		cache_init((size_t)conf_int(A.cfg, "authd_cache_size"));
-		return;
-	}
-	msg_info("stopping on signal %d", sig);
-	ev_stop(loop);
+	msg_info("SIGHUP: cached lookups dropped");
+	cache_init((size_t)conf_int(A.cfg, "authd_cache_size"));
 }
 
 static int run(struct server *srv)
 {
 	A.loop = ev_new();
 	workers_attach(A.loop);
-	for (int i = 0; i < srv->nlisten; i++)
-		ev_fd_add(A.loop, srv->listen_fd[i], POLLIN, client_accept, NULL);
-	ev_signal_add(A.loop, SIGTERM, on_signal, NULL);
-	ev_signal_add(A.loop, SIGHUP, on_signal, NULL);
+	A.srv = ipc_server_new(A.loop, AUTHD_MAX_CLIENTS, &client_ops, NULL);
+	if (ipc_server_listen(A.srv, srv->listen_fd, srv->nlisten) < 0)
+		msg_fatal("cannot watch listener: %m");
+	ipc_server_signals(A.loop, on_hup);
 	server_report_ready(srv);
 	msg_info("ready: %d database workers", (int)conf_int(A.cfg, "authd_workers"));
 	ev_run(A.loop);

@@ -13,8 +13,6 @@
  * serve the private socket and scan maildrop/ until SIGTERM.
  */
 #include <fcntl.h>
-#include <signal.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -69,45 +67,24 @@ static void pre_drop(struct server *srv)
 	pickup_init(srv->cfg);
 }
 
-/* Each client may hold a few uncommitted files: make sure descriptors do not run out. */
-static void raise_fd_limit(void)
-{
-	struct rlimit rl;
-
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-		rl.rlim_cur = rl.rlim_max;
-		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
-			msg_warn("setrlimit(RLIMIT_NOFILE): %m");
-	}
-}
-
 static void post_drop(struct server *srv)
 {
 	(void)srv;
-	raise_fd_limit();
+	/* Each client may hold a few uncommitted files: descriptors must not run out. */
+	ipc_server_raise_fd_limit();
 	incoming_make_subdirs();
 	tmp_clean_stale();
 	committer_start();
-}
-
-static void on_signal(struct ev_loop *loop, int sig, void *arg)
-{
-	(void)arg;
-	if (sig == SIGHUP)
-		return;		/* nothing cached to drop; keep running */
-	msg_info("stopping on signal %d", sig);
-	ev_stop(loop);
 }
 
 static int run(struct server *srv)
 {
 	Q.loop = ev_new();
 	committer_attach(Q.loop);
-	for (int i = 0; i < srv->nlisten; i++)
-		if (ev_fd_add(Q.loop, srv->listen_fd[i], POLLIN, conn_accept, NULL) < 0)
-			msg_fatal("cannot watch listener: %m");
-	ev_signal_add(Q.loop, SIGTERM, on_signal, NULL);
-	ev_signal_add(Q.loop, SIGHUP, on_signal, NULL);
+	Q.srv = ipc_server_new(Q.loop, QUEUE_MAX_CLIENTS, &conn_ops, NULL);
+	if (ipc_server_listen(Q.srv, srv->listen_fd, srv->nlisten) < 0)
+		msg_fatal("cannot watch listener: %m");
+	ipc_server_signals(Q.loop, NULL);	/* SIGHUP: nothing cached to drop */
 	pickup_start(Q.loop);
 	server_report_ready(srv);
 	msg_info("ready: queue file size limit %llu, queue_minfree %llu",

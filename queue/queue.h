@@ -17,14 +17,13 @@
 #include "config.h"
 #include "event.h"
 #include "ipc.h"
+#include "ipcserver.h"
 #include "queuefile.h"
 
 #define QUEUE_MAX_CLIENTS	1024
 #define QUEUE_MAX_PER_CONN	8	/* uncommitted files one connection may hold */
 #define QUEUE_MAX_TMP		2048	/* uncommitted files in all */
 #define QUEUE_REASON_LEN	300
-
-struct conn;
 
 /* A file this daemon created in queue/tmp and has not committed or removed yet. */
 struct tmpfile {
@@ -57,13 +56,13 @@ struct queued {
 	uint64_t minfree;		/* queue_minfree */
 	uint64_t file_limit;		/* largest queue file */
 	int ntmp;			/* uncommitted files in all */
-	int nclients;
+	struct ipc_server *srv;
 };
 
 extern struct queued Q;
 
 /* conn.c: IPC clients */
-void conn_accept(struct ev_loop *loop, int lfd, int revents, void *arg);
+extern const struct ipc_server_ops conn_ops;
 
 /* tmpfiles.c: temporary files, free space, start-up housekeeping */
 /* Check free space; 0, or -1 with a reason for a TEMPFAIL. */

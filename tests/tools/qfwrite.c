@@ -86,7 +86,9 @@ static void parse(int argc, char **argv, struct opts *o)
 
 	o->env.sender = o->env.client_addr = o->env.helo = empty;
 	o->env.client_name = client;
-	o->env.rcpt = xcalloc(MAX_RCPT, sizeof(*o->env.rcpt));
+	static struct qf_rcpt rcpts[MAX_RCPT];	/* static: a one-shot tool, nothing to free */
+
+	o->env.rcpt = rcpts;
 	while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'f': o->fd = atoi(optarg); break;
