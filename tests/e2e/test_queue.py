@@ -559,7 +559,7 @@ def test_crash_kill9_queue_while_committing():
         assert kills >= 5
         assert not tally.errors, tally.errors[:5]
         # Enough commits that kills land mid-commit; the ASan build manages ~25 in the window.
-    assert len(tally.ok) > 15, f"only {len(tally.ok)} commits succeeded"
+        assert len(tally.ok) > 15, f"only {len(tally.ok)} commits succeeded"
         wait_queue_ready(sb, timeout=30)
         files = incoming_files(sb)
         missing = tally.ok - set(files)
