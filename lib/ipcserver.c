@@ -212,9 +212,10 @@ static int read_frame(struct ipc_server *srv, struct ipc_peer *p)
 		ipc_peer_close(p);
 		return 0;
 	}
-	if (srv->req->nfds > 0) {
+	if (srv->req->nfds > srv->ops->max_fds) {
 		ipc_close_fds(srv->req);
-		msg_warn("client pid %d sent descriptors; closing", (int)p->pid);
+		msg_warn("client pid %d sent %d descriptors; closing", (int)p->pid,
+			 srv->req->nfds);
 		ipc_peer_close(p);
 		return 0;
 	}

@@ -3,8 +3,9 @@
  * lib/event.h and lib/ipc.h. It accepts clients on the listeners master hands over, reads
  * each peer's credentials once with SO_PEERCRED, reads a few frames per wake-up (fair to
  * the other clients, cheap for pipelining ones) and hands each request to the daemon.
- * A peer that sends descriptors, a malformed frame, or lets its socket buffer fill up is
- * closed; nothing a client does can stall the loop.
+ * A peer that sends more descriptors than the daemon takes (none, unless ops->max_fds says
+ * so), a malformed frame, or lets its socket buffer fill up is closed; nothing a client does
+ * can stall the loop.
  *
  * Lifetime: a peer whose daemon still owes it answers (jobs with worker threads, delayed
  * replies) is held; when its socket closes meanwhile it stays allocated, closed (fd -1), until
@@ -41,12 +42,15 @@ struct ipc_server_ops {
 	/* A new peer, before its first request; -1 refuses it (it is closed without
 	 * ops->closed). Optional. */
 	int (*opened)(struct ipc_peer *p);
-	/* One request without descriptors. The frame belongs to the server: copy what must
-	 * outlive the call. */
+	/* One request. The frame belongs to the server: copy what must outlive the call. Its
+	 * descriptors (at most max_fds) belong to the callback, which closes or keeps them. */
 	void (*request)(struct ipc_peer *p, struct ipc_msg *m);
 	/* The socket was closed (by the peer, an error, or ipc_peer_close); release what the
 	 * connection owned. Called once. Optional. */
 	void (*closed)(struct ipc_peer *p);
+	/* Descriptors one request may carry (delivery agents take the queue file); 0 (the
+	 * default) closes a peer that sends any. */
+	int max_fds;
 };
 
 /* A server of at most max_clients peers; arg is for the daemon (ipc_server_arg). */

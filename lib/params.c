@@ -153,6 +153,14 @@ const struct conf_param conf_params[] = {
 	{ "maildrop_scan_interval", CONF_TIME, "10s", 100, MS(3600),
 	  "how often the queue daemon looks into maildrop/ besides its notifications" },
 
+	/* virtual delivery agent (issue 5) */
+	{ "virtual_enable", CONF_BOOL, "no", 0, 0,
+	  "run the virtual delivery agent (turned on by default once qmgr exists to feed it)" },
+	{ "virtual_overquota_temporary", CONF_BOOL, "no", 0, 0,
+	  "over quota is a temporary failure (452 4.2.2, retried) instead of a bounce (552 5.2.2)" },
+	{ "virtual_plus_folders", CONF_BOOL, "yes", 0, 0,
+	  "deliver user+tag@domain into the Maildir folder .tag when it exists" },
+
 	/* smtp client (issue 5) */
 	{ "smtp_host_override", CONF_LIST, "", 0, 0,
 	  "for tests and lab setups only: domain=ADDR[:port] items sent there instead of DNS" },

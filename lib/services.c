@@ -38,6 +38,12 @@ const struct service_def service_table[] = {
 	{ "anvil", SERVICE_SINGLE, "postern-anvil", "", "mail_owner", ROOT_SPOOL,
 	  NULL, NULL, NULL, "anvil", "mail_owner", NULL },
 
+	/* virtual: delivery into virtual users' Maildirs for qmgr (issue 5). Not chrooted: it
+	 * writes below virtual_mailbox_base. Its clients are qmgr (queue_owner, whose group
+	 * of the same name opens the socket) and root. */
+	{ "virtual", SERVICE_SINGLE, "postern-virtual", "", "vmail_owner", ROOT_NONE,
+	  NULL, NULL, NULL, "virtual", "queue_owner", "virtual_enable" },
+
 	/* Test services: exercise a pool on its own port, a single daemon behind a private
 	 * socket, and the one privileged shape (uid 0 keeping only CAP_SETUID+CAP_SETGID)
 	 * that local will have. */

@@ -1,0 +1,77 @@
+/*
+ * postern-virtual: the virtual delivery agent (issue 5; Postfix's virtual(8) with Dovecot's
+ * Maildir conventions). qmgr hands it a queue file open read-only, where the message lies
+ * in it, and up to DELIVER_MAX_RCPT recipients (lib/deliverproto.h); it delivers a copy into
+ * each recipient's Maildir and answers one result per recipient. Table of contents:
+ *
+ *   main.c     start-up, the event loop
+ *   conn.c     the socket: peer check, parsing a DELIVER request, the per-recipient reply
+ *   deliver.c  one recipient: authd's user lookup and its re-check (uid, home inside
+ *              virtual_mailbox_base), Maildir creation, loop and quota checks,
+ *              plus-addressing into a folder, the Maildir write (lib/maildir.h)
+ *   headers.c  the message's header section: Delivered-To loop detection, the lines we add
+ *   log.c      Postfix's `to=<...>, relay=virtual, delay=..., status=...` line
+ *
+ * Start-up (as root, pre_drop): resolve the allow-list (root and queue_owner). Then master's
+ * skeleton drops to vmail_owner without a chroot (we write below virtual_mailbox_base) and
+ * run() serves the private socket until SIGTERM. Deliveries are done one at a time in the
+ * loop: each ends in fsyncs, and qmgr's own concurrency limit decides how many it sends.
+ */
+#include <unistd.h>
+
+#include "authproto.h"
+#include "log.h"
+#include "server.h"
+#include "util.h"
+#include "virtual.h"
+
+struct virtuald V = { .auth_sock = -1 };
+
+static void pre_drop(struct server *srv)
+{
+	const char *queue = conf_str(srv->cfg, "queue_owner");
+	const char *const allowed[] = { "root", queue, NULL };
+
+	if (ipc_allow_init(&V.allow, allowed) < 0)
+		msg_warn("queue_owner %s is not a known user", queue);
+	/* Developer mode runs every daemon as the invoking user: let that user in too. */
+	if (srv->dev_mode && !ipc_allow_check(&V.allow, geteuid()) && V.allow.n < IPC_MAX_ALLOW)
+		V.allow.uid[V.allow.n++] = geteuid();
+}
+
+static void load_settings(struct server *srv)
+{
+	V.base = conf_str(srv->cfg, "virtual_mailbox_base");
+	V.delimiter = conf_str(srv->cfg, "recipient_delimiter");
+	V.plus_folders = conf_bool(srv->cfg, "virtual_plus_folders");
+	V.overquota_temporary = conf_bool(srv->cfg, "virtual_overquota_temporary");
+	if (str_fmt(V.auth_path, sizeof(V.auth_path), "%s/%s",
+		    conf_str(srv->cfg, "spool_directory"), AUTH_SOCKET) < 0)
+		msg_fatal("spool_directory is too long");
+	if (V.base[0] != '/')
+		msg_fatal("virtual_mailbox_base = %s is not an absolute path", V.base);
+}
+
+static int run(struct server *srv)
+{
+	load_settings(srv);
+	V.loop = ev_new();
+	V.srv = ipc_server_new(V.loop, VIRTUAL_MAX_CLIENTS, &conn_ops, NULL);
+	if (ipc_server_listen(V.srv, srv->listen_fd, srv->nlisten) < 0)
+		msg_fatal("cannot watch listener: %m");
+	ipc_server_signals(V.loop, NULL);	/* SIGHUP: nothing cached to drop */
+	server_report_ready(srv);
+	msg_info("ready: delivering below %s as uid %d", V.base, (int)getuid());
+	ev_run(V.loop);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct server_hooks hooks = {
+		.pre_drop = pre_drop,
+		.run = run,
+	};
+
+	server_main(argc, argv, SERVER_SINGLE_MODE, &hooks);
+}
