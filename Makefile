@@ -136,7 +136,7 @@ clean:
 # files to build/fuzz/). UBSan findings abort, so they count as findings.
 FUZZ_CC  ?= clang
 FUZZ_TIME ?= 30
-FUZZ_SRC := tests/fuzz/fuzz_ipc.c $(wildcard lib/ipc*.c) lib/util.c lib/buf.c lib/log.c
+FUZZ_SRC := tests/fuzz/fuzz_ipc.c lib/ipc.c lib/ipc_sock.c lib/util.c lib/buf.c lib/log.c
 
 .PHONY: fuzz fuzz-run
 fuzz: build/fuzz/fuzz_ipc
