@@ -162,6 +162,15 @@ const struct conf_param conf_params[] = {
 	  "deliver user+tag@domain into the Maildir folder .tag when it exists" },
 
 	/* smtp client (issue 5) */
+	{ "smtp_agent_enable", CONF_BOOL, "no", 0, 0,
+	  "run the outbound SMTP delivery agent (postern-smtp)" },
+	{ "relayhost", CONF_STR, "", 0, 0,
+	  "send all outbound mail through this host: [host]:port (no MX lookup) or host[:port]" },
+	{ "smtp_connect_timeout", CONF_TIME, "30s", 100, MS(3600),
+	  "how long the SMTP client waits for a connection to be set up" },
+	{ "smtp_tls_security_level", CONF_STR, "may", 0, 0,
+	  "outbound TLS: none, may (opportunistic), encrypt (required), verify (required, "
+	  "certificate and host name checked)" },
 	{ "smtp_host_override", CONF_LIST, "", 0, 0,
 	  "for tests and lab setups only: domain=ADDR[:port] items sent there instead of DNS" },
 

@@ -44,6 +44,12 @@ const struct service_def service_table[] = {
 	{ "virtual", SERVICE_SINGLE, "postern-virtual", "", "vmail_owner", ROOT_NONE,
 	  NULL, NULL, NULL, "virtual", "queue_owner", "virtual_enable" },
 
+	/* smtp: outbound SMTP delivery for qmgr (issue 5), chrooted into the spool (the
+	 * resolver reads its etc/resolv.conf). A single daemon serving one request at a time
+	 * for now; it becomes a pool (one conversation per process) later. */
+	{ "smtp-agent", SERVICE_SINGLE, "postern-smtp", "", "mail_owner", ROOT_SPOOL,
+	  NULL, NULL, NULL, "smtp", "queue_owner", "smtp_agent_enable" },
+
 	/* Test services: exercise a pool on its own port, a single daemon behind a private
 	 * socket, and the one privileged shape (uid 0 keeping only CAP_SETUID+CAP_SETGID)
 	 * that local will have. */

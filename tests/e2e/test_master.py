@@ -145,7 +145,6 @@ def test_killed_single_daemon_is_restarted(sandbox):
         kids = [k for k in service_children(sandbox.master_pid, "testd-single") if k.pid != old]
         return kids[0] if kids else None
     new = wait_until(replaced, 8, what="a new testd-single")
-    check_child(sandbox, new)
 
     def pings():
         try:
@@ -154,6 +153,8 @@ def test_killed_single_daemon_is_restarted(sandbox):
             return None
     reply = wait_until(pings, 8, interval=0.2, what="testd-single answering again")
     assert reply.status == ipc.OK and reply.get("pid") == new.pid
+    # Only now has it surely dropped its privileges (it answers after the drop).
+    check_child(sandbox, ProcInfo.read(new.pid))
 
 
 def test_killed_pool_child_is_replaced_on_next_connection(sandbox):
