@@ -1,6 +1,7 @@
 /*
  * deliverreq.c: the agent side of the DELIVER protocol (see deliverreq.h): request parsing
- * and checks, the per-recipient reply, the Postfix delivery log line.
+ * and checks, the per-recipient reply, the Postfix delivery log line, the agents' shared
+ * start-up.
  */
 #include "deliverreq.h"
 
@@ -9,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "queuefile.h"
@@ -221,4 +223,27 @@ void deliver_log(const struct deliver_request *r, const struct deliver_rcpt *rc)
 	msg_info("%s: to=<%s>,%s relay=%s, delay=%s, delays=%s/%s/%s/%s, dsn=%s, "
 		 "status=%s (%s)", r->qid, rc->rcpt, orig, rc->relay, total, a, b, c, d, rc->dsn,
 		 status_of(rc->code), rc->text);
+}
+
+void deliver_allow_init(struct server *srv, struct ipc_allow *allow)
+{
+	const char *queue = conf_str(srv->cfg, "queue_owner");
+	const char *const allowed[] = { "root", queue, NULL };
+
+	if (ipc_allow_init(allow, allowed) < 0)
+		msg_warn("queue_owner %s is not a known user", queue);
+	if (srv->dev_mode && !ipc_allow_check(allow, geteuid()) && allow->n < IPC_MAX_ALLOW)
+		allow->uid[allow->n++] = geteuid();
+}
+
+struct ipc_server *deliver_serve(struct server *srv, struct ev_loop *loop, int max_clients,
+				 const struct ipc_server_ops *ops)
+{
+	struct ipc_server *s = ipc_server_new(loop, max_clients, ops, NULL);
+
+	if (ipc_server_listen(s, srv->listen_fd, srv->nlisten) < 0)
+		msg_fatal("cannot watch listener: %m");
+	ipc_server_signals(loop, NULL);
+	server_report_ready(srv);
+	return s;
 }

@@ -1,9 +1,9 @@
 /*
  * deliverreq.h: the agent side of lib/deliverproto.h, shared by the delivery agents that
  * serve qmgr: parsing and checking a DELIVER request (a malformed one is qmgr's bug), the
- * one reply that carries every recipient's result, and Postfix's delivery log line.
- * (postern-smtp uses it; postern-virtual still has its own copy in virtual/conn.c and
- * virtual/log.c and can move onto this.)
+ * one reply that carries every recipient's result, Postfix's delivery log line, and the
+ * start-up both agents share (who may ask, the socket). postern-smtp and postern-virtual
+ * use it.
  */
 #ifndef POSTERN_DELIVERREQ_H
 #define POSTERN_DELIVERREQ_H
@@ -16,6 +16,7 @@
 #include "deliverproto.h"
 #include "ipc.h"
 #include "ipcserver.h"
+#include "server.h"
 
 #define DELIVER_TEXT_MAX	512	/* one recipient's diagnostic */
 #define DELIVER_RELAY_MAX	300	/* "host[addr]:port" */
@@ -63,6 +64,17 @@ void deliver_reply(struct ipc_peer *p, const struct ipc_msg *req,
 /* QID: to=<rcpt>, orig_to=<orig>, relay=..., delay=..., delays=a/b/c/d, dsn=...,
  * status=sent|deferred|bounced (text) */
 void deliver_log(const struct deliver_request *r, const struct deliver_rcpt *rc);
+
+/* The peers an agent answers: root, queue_owner and, in developer mode, the invoking user
+ * (every daemon runs as that user then). Call before the privilege drop: it reads the user
+ * database. */
+void deliver_allow_init(struct server *srv, struct ipc_allow *allow);
+
+/* A server of ops on master's listeners in loop (SIGTERM stops the loop; SIGHUP does
+ * nothing: an agent caches nothing), with master told we are ready. The caller logs its
+ * ready line and runs the loop. */
+struct ipc_server *deliver_serve(struct server *srv, struct ev_loop *loop, int max_clients,
+				 const struct ipc_server_ops *ops);
 
 /* Postfix's seconds: "0", "0.04", "1.5", "12.3", "345". */
 void deliver_fmt_secs(char *out, size_t outsize, int64_t ms);

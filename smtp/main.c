@@ -19,7 +19,6 @@
  * now, and qmgr's concurrency limit decides how many requests it sends.
  */
 #include <string.h>
-#include <unistd.h>
 
 #include "buf.h"
 #include "log.h"
@@ -45,15 +44,9 @@ static enum smtp_tls_level tls_level(const char *s)
 
 static void pre_drop(struct server *srv)
 {
-	const char *queue = conf_str(srv->cfg, "queue_owner");
-	const char *const allowed[] = { "root", queue, NULL };
 	char err[512];
 
-	if (ipc_allow_init(&S.allow, allowed) < 0)
-		msg_warn("queue_owner %s is not a known user", queue);
-	/* Developer mode runs every daemon as the invoking user: let that user in too. */
-	if (srv->dev_mode && !ipc_allow_check(&S.allow, geteuid()) && S.allow.n < IPC_MAX_ALLOW)
-		S.allow.uid[S.allow.n++] = geteuid();
+	deliver_allow_init(srv, &S.allow);
 	S.tls_level = tls_level(conf_str(srv->cfg, "smtp_tls_security_level"));
 	if (S.tls_level == SMTP_TLS_NONE)
 		return;
@@ -140,11 +133,7 @@ static int run(struct server *srv)
 {
 	load_settings(srv);
 	S.loop = ev_new();
-	S.srv = ipc_server_new(S.loop, SMTP_MAX_CLIENTS, &conn_ops, NULL);
-	if (ipc_server_listen(S.srv, srv->listen_fd, srv->nlisten) < 0)
-		msg_fatal("cannot watch listener: %m");
-	ipc_server_signals(S.loop, NULL);
-	server_report_ready(srv);
+	S.srv = deliver_serve(srv, S.loop, SMTP_MAX_CLIENTS, &conn_ops);
 	msg_info("ready: relayhost=%s, tls=%s", S.relayhost[0] ? S.relayhost : "(none)",
 		 conf_str(srv->cfg, "smtp_tls_security_level"));
 	ev_run(S.loop);

@@ -9,7 +9,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,19 +34,6 @@ struct vuser {
 	char mail[PATH_LEN];
 	int64_t uid, gid, quota;
 };
-
-static void result(struct vrcpt *rc, int code, const char *dsn, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-static void result(struct vrcpt *rc, int code, const char *dsn, const char *fmt, ...)
-{
-	va_list ap;
-
-	rc->code = code;
-	rc->dsn = dsn;
-	va_start(ap, fmt);
-	(void)vsnprintf(rc->text, sizeof(rc->text), fmt, ap);
-	va_end(ap);
-}
 
 /* ---- authd ------------------------------------------------------------------------------ */
 
@@ -80,17 +66,17 @@ static int copy_attr(const struct ipc_msg *m, const char *key, char *out, size_t
 }
 
 /* 0 found (u filled in), -1 with the result set. */
-static int lookup_user(const char *rcpt, struct vuser *u, struct vrcpt *rc)
+static int lookup_user(const char *rcpt, struct vuser *u, struct deliver_rcpt *rc)
 {
 	static struct ipc_msg req, rep;
 
 	ipc_msg_init(&req, AUTH_REQ_USER, ++V.auth_id);
 	if (ipc_put_str(&req, "address", rcpt) < 0 || authd_call(&req, &rep) < 0) {
-		result(rc, 451, "4.3.0", "temporary failure: cannot look up the recipient");
+		deliver_result(rc, 451, "4.3.0", "temporary failure: cannot look up the recipient");
 		return -1;
 	}
 	if (rep.status == IPC_PERMFAIL) {
-		result(rc, 550, "5.1.1", "user unknown");
+		deliver_result(rc, 550, "5.1.1", "user unknown");
 		return -1;
 	}
 	if (rep.status != IPC_OK || copy_attr(&rep, "home", u->home, sizeof(u->home)) < 0 ||
@@ -98,8 +84,9 @@ static int lookup_user(const char *rcpt, struct vuser *u, struct vrcpt *rc)
 	    ipc_get_int(&rep, "uid", &u->uid) < 0 || ipc_get_int(&rep, "gid", &u->gid) < 0) {
 		const char *why = ipc_get_str(&rep, "reason");
 
-		result(rc, 451, "4.3.0", "temporary failure: user lookup: %s",
-		       rep.status == IPC_OK ? "incomplete answer" : why ? why : "unavailable");
+		deliver_result(rc, 451, "4.3.0", "temporary failure: user lookup: %s",
+			       rep.status == IPC_OK ? "incomplete answer" :
+			       why ? why : "unavailable");
 		return -1;
 	}
 	if (ipc_get_int(&rep, "quota", &u->quota) < 0 || u->quota < 0)
@@ -113,7 +100,7 @@ static int lookup_user(const char *rcpt, struct vuser *u, struct vrcpt *rc)
 
 /* The Maildir's path, if authd's answer passes our own checks; -1 with the result set. */
 static int checked_maildir(const char *rcpt, const struct vuser *u, char *out, size_t outsize,
-			   struct vrcpt *rc)
+			   struct deliver_rcpt *rc)
 {
 	struct addr a;
 
@@ -121,13 +108,13 @@ static int checked_maildir(const char *rcpt, const struct vuser *u, char *out, s
 		msg_warn("%s: authd gives uid %lld gid %lld, but this agent runs as uid %d gid %d "
 			 "(vmail_owner) and cannot deliver as anyone else", rcpt,
 			 (long long)u->uid, (long long)u->gid, (int)getuid(), (int)getgid());
-		result(rc, 451, "4.3.0", "mailbox owner is not vmail_owner; deferred");
+		deliver_result(rc, 451, "4.3.0", "mailbox owner is not vmail_owner; deferred");
 		return -1;
 	}
 	if (!mailbox_below_base(V.base, u->home)) {
 		msg_warn("%s: home %s is not below virtual_mailbox_base %s or has a '..'; "
 			 "refusing it", rcpt, u->home, V.base);
-		result(rc, 451, "4.3.0", "mailbox location refused; deferred");
+		deliver_result(rc, 451, "4.3.0", "mailbox location refused; deferred");
 		return -1;
 	}
 	if (addr_parse(u->user, NULL, &a) < 0 ||
@@ -135,14 +122,14 @@ static int checked_maildir(const char *rcpt, const struct vuser *u, char *out, s
 	    !mailbox_below_base(V.base, out)) {
 		msg_warn("%s: mail location %s (home %s) does not give a Maildir below %s; "
 			 "refusing it", rcpt, u->mail, u->home, V.base);
-		result(rc, 451, "4.3.0", "mailbox location refused; deferred");
+		deliver_result(rc, 451, "4.3.0", "mailbox location refused; deferred");
 		return -1;
 	}
 	return 0;
 }
 
 /* The Maildir root, created with its parents and folders on first delivery. */
-static int open_maildir(const char *rcpt, const char *path, struct vrcpt *rc)
+static int open_maildir(const char *rcpt, const char *path, struct deliver_rcpt *rc)
 {
 	char err[PATH_LEN + 200];
 	int fd = mailbox_open(V.base, path, getuid(), getgid(), false, err, sizeof(err));
@@ -151,7 +138,7 @@ static int open_maildir(const char *rcpt, const char *path, struct vrcpt *rc)
 		fd = mailbox_open(V.base, path, getuid(), getgid(), true, err, sizeof(err));
 	if (fd < 0) {
 		msg_warn("%s: %s", rcpt, err);
-		result(rc, 451, "4.3.0", "cannot open the mailbox; deferred");
+		deliver_result(rc, 451, "4.3.0", "cannot open the mailbox; deferred");
 	}
 	return fd;
 }
@@ -192,40 +179,42 @@ static int plus_folder(int mfd, const char *rcpt, const struct vuser *u)
 
 /* Over quota? 0 fits, -1 with the result set (over, or the quota cannot be read). */
 static int check_quota(int mfd, const struct vuser *u, uint64_t size, struct maildir_quota *q,
-		       struct vrcpt *rc)
+		       struct deliver_rcpt *rc)
 {
 	maildir_quota_init(q);
 	maildir_quota_set_limit(q, (uint64_t)u->quota, 0);
 	if (maildir_quota_read(mfd, q) < 0) {
 		msg_warn("%s: cannot read maildirsize: %m", u->user);
-		result(rc, 451, "4.3.0", "cannot read the mailbox quota; deferred");
+		deliver_result(rc, 451, "4.3.0", "cannot read the mailbox quota; deferred");
 		return -1;
 	}
 	if (maildir_quota_check(q, size, 1))
 		return 0;
 	if (V.overquota_temporary)
-		result(rc, 452, "4.2.2", "mailbox full");
+		deliver_result(rc, 452, "4.2.2", "mailbox full");
 	else
-		result(rc, 552, "5.2.2", "mailbox full");
+		deliver_result(rc, 552, "5.2.2", "mailbox full");
 	return -1;
 }
 
-static void write_failed(struct vrcpt *rc, const char *user, int error)
+static void write_failed(struct deliver_rcpt *rc, const char *user, int error)
 {
 	if (error == EDQUOT)
-		result(rc, 452, "4.2.2", "mailbox full (disk quota exceeded); deferred");
+		deliver_result(rc, 452, "4.2.2", "mailbox full (disk quota exceeded); deferred");
 	else if (error == ENOSPC)
-		result(rc, 451, "4.3.0", "no space left on the mailbox file system; deferred");
+		deliver_result(rc, 451, "4.3.0",
+			       "no space left on the mailbox file system; deferred");
 	else if (error == EIO)
-		result(rc, 451, "4.3.0", "cannot read the queue file or write the mailbox (I/O "
-		       "error); deferred");
+		deliver_result(rc, 451, "4.3.0", "cannot read the queue file or write the "
+			       "mailbox (I/O error); deferred");
 	else
-		result(rc, 451, "4.3.0", "cannot write the mailbox: %s; deferred",
-		       strerror(error));
+		deliver_result(rc, 451, "4.3.0", "cannot write the mailbox: %s; deferred",
+			       strerror(error));
 	msg_warn("%s: maildir delivery failed: %s", user, strerror(error));
 }
 
-static void deliver_into(struct vreq *r, struct vrcpt *rc, int mfd, const struct vuser *u)
+static void deliver_into(const struct deliver_request *r, struct deliver_rcpt *rc, int mfd,
+			 const struct vuser *u)
 {
 	char prepend[2 * QF_MAX_ADDR + 64];
 	struct maildir_quota q;
@@ -234,7 +223,7 @@ static void deliver_into(struct vreq *r, struct vrcpt *rc, int mfd, const struct
 	int target;
 
 	if (len < 0) {
-		result(rc, 451, "4.3.0", "internal error: header too long");
+		deliver_result(rc, 451, "4.3.0", "internal error: header too long");
 		return;
 	}
 	if (check_quota(mfd, u, r->msg_len + (uint64_t)len, &q, rc) < 0)
@@ -246,24 +235,24 @@ static void deliver_into(struct vreq *r, struct vrcpt *rc, int mfd, const struct
 	} else {
 		if (q.enforced && maildir_quota_add(mfd, (int64_t)out.size, 1) < 0)
 			msg_warn("%s: cannot update maildirsize: %m", u->user);
-		result(rc, 250, "2.0.0", "delivered to maildir");
+		deliver_result(rc, 250, "2.0.0", "delivered to maildir");
 	}
 	if (target >= 0)
 		(void)close(target);
 }
 
-void deliver_rcpt(struct vreq *r, struct vrcpt *rc)
+void deliver_rcpt(const struct vreq *r, struct deliver_rcpt *rc)
 {
 	struct vuser *u = xcalloc(1, sizeof(*u));
 	char maildir[PATH_LEN];
 	int mfd;
 
 	if (headers_delivered_to(r, rc->rcpt)) {
-		result(rc, 554, "5.4.6", "mail forwarding loop for %s", rc->rcpt);
+		deliver_result(rc, 554, "5.4.6", "mail forwarding loop for %s", rc->rcpt);
 	} else if (lookup_user(rc->rcpt, u, rc) == 0 &&
 		   checked_maildir(rc->rcpt, u, maildir, sizeof(maildir), rc) == 0 &&
 		   (mfd = open_maildir(rc->rcpt, maildir, rc)) >= 0) {
-		deliver_into(r, rc, mfd, u);
+		deliver_into(&r->req, rc, mfd, u);
 		(void)close(mfd);
 	}
 	free(u);

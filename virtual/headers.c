@@ -15,12 +15,13 @@
 
 int headers_read(struct vreq *r)
 {
-	size_t want = r->msg_len < VIRTUAL_HEADER_MAX ? (size_t)r->msg_len : VIRTUAL_HEADER_MAX;
+	const struct deliver_request *q = &r->req;
+	size_t want = q->msg_len < VIRTUAL_HEADER_MAX ? (size_t)q->msg_len : VIRTUAL_HEADER_MAX;
 	size_t got = 0;
 
 	r->headers = xmalloc(want + 1);
 	while (got < want) {
-		ssize_t n = pread(r->fd, r->headers + got, want - got, r->msg_off + (off_t)got);
+		ssize_t n = pread(q->fd, r->headers + got, want - got, q->msg_off + (off_t)got);
 
 		if (n < 0 && errno == EINTR)
 			continue;

@@ -5,12 +5,12 @@
  * each recipient's Maildir and answers one result per recipient. Table of contents:
  *
  *   main.c     start-up, the event loop
- *   conn.c     the socket: peer check, parsing a DELIVER request, the per-recipient reply
+ *   conn.c     the socket: peer check, the DELIVER request and the per-recipient reply
+ *              (parsed, answered and logged by lib/deliverreq.c, shared with postern-smtp)
  *   deliver.c  one recipient: authd's user lookup and its re-check (uid, home inside
  *              virtual_mailbox_base), Maildir creation, loop and quota checks,
  *              plus-addressing into a folder, the Maildir write (lib/maildir.h)
  *   headers.c  the message's header section: Delivered-To loop detection, the lines we add
- *   log.c      Postfix's `to=<...>, relay=virtual, delay=..., status=...` line
  *
  * Start-up (as root, pre_drop): resolve the allow-list (root and queue_owner). Then master's
  * skeleton drops to vmail_owner without a chroot (we write below virtual_mailbox_base) and
@@ -29,14 +29,7 @@ struct virtuald V = { .auth_sock = -1 };
 
 static void pre_drop(struct server *srv)
 {
-	const char *queue = conf_str(srv->cfg, "queue_owner");
-	const char *const allowed[] = { "root", queue, NULL };
-
-	if (ipc_allow_init(&V.allow, allowed) < 0)
-		msg_warn("queue_owner %s is not a known user", queue);
-	/* Developer mode runs every daemon as the invoking user: let that user in too. */
-	if (srv->dev_mode && !ipc_allow_check(&V.allow, geteuid()) && V.allow.n < IPC_MAX_ALLOW)
-		V.allow.uid[V.allow.n++] = geteuid();
+	deliver_allow_init(srv, &V.allow);
 }
 
 static void load_settings(struct server *srv)
@@ -56,11 +49,7 @@ static int run(struct server *srv)
 {
 	load_settings(srv);
 	V.loop = ev_new();
-	V.srv = ipc_server_new(V.loop, VIRTUAL_MAX_CLIENTS, &conn_ops, NULL);
-	if (ipc_server_listen(V.srv, srv->listen_fd, srv->nlisten) < 0)
-		msg_fatal("cannot watch listener: %m");
-	ipc_server_signals(V.loop, NULL);	/* SIGHUP: nothing cached to drop */
-	server_report_ready(srv);
+	V.srv = deliver_serve(srv, V.loop, VIRTUAL_MAX_CLIENTS, &conn_ops);
 	msg_info("ready: delivering below %s as uid %d", V.base, (int)getuid());
 	ev_run(V.loop);
 	return 0;

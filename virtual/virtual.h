@@ -1,6 +1,6 @@
 /*
  * virtual.h: the state shared by the files of postern-virtual, the delivery agent into
- * virtual users' Maildirs (issue 5, lib/deliverproto.h).
+ * virtual users' Maildirs (issue 5, lib/deliverproto.h, lib/deliverreq.h).
  */
 #ifndef POSTERN_VIRTUAL_H
 #define POSTERN_VIRTUAL_H
@@ -10,14 +10,13 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "deliverproto.h"
+#include "deliverreq.h"
 #include "event.h"
 #include "ipc.h"
 #include "ipcserver.h"
 
 #define VIRTUAL_MAX_CLIENTS	64		/* qmgr connections (and root's) at once */
 #define VIRTUAL_HEADER_MAX	(256 * 1024)	/* header bytes searched for Delivered-To */
-#define VIRTUAL_TEXT_MAX	512		/* one recipient's diagnostic text */
 
 struct virtuald {
 	struct ev_loop *loop;
@@ -34,26 +33,10 @@ struct virtuald {
 
 extern struct virtuald V;
 
-/* One recipient of a request and, once tried, its result. */
-struct vrcpt {
-	const char *rcpt;		/* point into the request frame */
-	const char *orig;		/* "" when the same as rcpt */
-	int code;			/* SMTP reply code */
-	const char *dsn;		/* "2.0.0", ... (static strings) */
-	char text[VIRTUAL_TEXT_MAX];
-};
-
-/* One DELIVER request, valid while its frame is. */
+/* One DELIVER request (valid while its frame is) and the message's header section. */
 struct vreq {
-	const char *qid;
-	const char *sender;		/* "" for the null sender */
-	int fd;				/* the queue file, read-only */
-	off_t msg_off;
-	uint64_t msg_len;
-	int64_t arrival, active, received;	/* wall-clock ms */
-	size_t nrcpt;
-	struct vrcpt rcpt[DELIVER_MAX_RCPT];
-	char *headers;			/* the message's header section (bounded) */
+	struct deliver_request req;
+	char *headers;			/* bounded by VIRTUAL_HEADER_MAX */
 	size_t headers_len;
 };
 
@@ -61,7 +44,7 @@ struct vreq {
 extern const struct ipc_server_ops conn_ops;
 
 /* deliver.c: try one recipient and fill in its result. */
-void deliver_rcpt(struct vreq *r, struct vrcpt *rc);
+void deliver_rcpt(const struct vreq *r, struct deliver_rcpt *rc);
 
 /* headers.c */
 /* Read the header section of the message (at most VIRTUAL_HEADER_MAX bytes) into r. */
@@ -70,8 +53,5 @@ int headers_read(struct vreq *r);
 bool headers_delivered_to(const struct vreq *r, const char *addr);
 /* "Return-Path: <sender>\r\nDelivered-To: rcpt\r\n" into out; its length, or -1. */
 int headers_prepend(const char *sender, const char *rcpt, char *out, size_t outsize);
-
-/* log.c: the Postfix delivery line for one recipient. */
-void log_delivery(const struct vreq *r, const struct vrcpt *rc);
 
 #endif
