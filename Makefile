@@ -131,27 +131,6 @@ clean:
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
 
-# ---- fuzzing (clang + libFuzzer) ---------------------------------------------------------
-# `make fuzz` builds the IPC decoder fuzzer; `make fuzz-run` runs it for 30 s on the seed
-# corpus tests/fuzz/corpus_ipc/ (read only: new inputs go to build/fuzz/corpus_ipc/, crash
-# files to build/fuzz/). UBSan findings abort, so they count as findings.
-FUZZ_CC  ?= clang
-FUZZ_TIME ?= 30
-FUZZ_SRC := tests/fuzz/fuzz_ipc.c lib/ipc.c lib/ipc_sock.c lib/util.c lib/buf.c lib/log.c
-
-.PHONY: fuzz fuzz-run
-fuzz: build/fuzz/fuzz_ipc
-
-build/fuzz/fuzz_ipc: $(FUZZ_SRC) $(wildcard lib/*.h)
-	@mkdir -p $(@D)
-	$(FUZZ_CC) -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-		-D_GNU_SOURCE -Ilib $(FUZZ_SRC) -o $@
-
-fuzz-run: build/fuzz/fuzz_ipc
-	@mkdir -p build/fuzz/corpus_ipc
-	build/fuzz/fuzz_ipc -max_total_time=$(FUZZ_TIME) -artifact_prefix=build/fuzz/ \
-		build/fuzz/corpus_ipc tests/fuzz/corpus_ipc
-
 # ---- benchmarks (issue 3: authd) ---------------------------------------------------------
 # bench/authd.c is a load generator for authd (build/bench/authd-bench); `make bench-authd`
 # runs bench/authd.sh: a sandbox, cached and uncached rcpt lookups, a table of the results.
@@ -172,66 +151,36 @@ bench-authd: $(PROGS) $(AUTHD_BENCH)
 bench-smtp: all
 	POSTERN_BUILD=$(CURDIR)/$(BUILD) ./bench/smtp-accept.sh
 
-# ---- fuzzing the queue-file reader (lib/queuefile*.c) -------------------------------------
-# `make fuzz-queuefile` builds it; `make fuzz-run` also runs it for $(FUZZ_TIME) s on the seeds
-# in tests/fuzz/corpus_queuefile/ (read only; new inputs go to build/fuzz/corpus_queuefile/,
-# crash files to build/fuzz/queuefile-*). `test_queuefile --seeds DIR` rewrites the seeds.
-FUZZ_QF_SRC := tests/fuzz/fuzz_queuefile.c $(wildcard lib/queuefile*.c) lib/util.c lib/buf.c \
-	lib/log.c
+# ---- fuzzing (clang + libFuzzer) ---------------------------------------------------------
+# One libFuzzer target per untrusted-input parser. `make fuzz` builds them all, `make fuzz-NAME`
+# one; `make fuzz-run` runs each for $(FUZZ_TIME) s on its seeds in tests/fuzz/corpus_NAME/
+# (read only: new inputs go to build/fuzz/corpus_NAME/, crash files to build/fuzz/NAME-*).
+# UBSan findings abort, so they count as findings.
+FUZZ_CC   ?= clang
+FUZZ_TIME ?= 30
+FUZZ_BASE := lib/util.c lib/buf.c lib/log.c
 
-.PHONY: fuzz-queuefile fuzz-queuefile-run
-fuzz: build/fuzz/fuzz_queuefile
-fuzz-queuefile: build/fuzz/fuzz_queuefile
+.PHONY: fuzz fuzz-run
 
-build/fuzz/fuzz_queuefile: $(FUZZ_QF_SRC) $(wildcard lib/*.h)
-	@mkdir -p $(@D)
-	$(FUZZ_CC) -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-		-D_GNU_SOURCE -Ilib $(FUZZ_QF_SRC) -o $@
+# $(call fuzzer,NAME,SOURCES,EXTRA-LIBS)
+define fuzzer
+.PHONY: fuzz-$(1) fuzz-$(1)-run
+fuzz: build/fuzz/fuzz_$(1)
+fuzz-$(1): build/fuzz/fuzz_$(1)
 
-fuzz-run: fuzz-queuefile-run
-fuzz-queuefile-run: build/fuzz/fuzz_queuefile
-	@mkdir -p build/fuzz/corpus_queuefile
-	build/fuzz/fuzz_queuefile -max_total_time=$(FUZZ_TIME) -artifact_prefix=build/fuzz/queuefile- \
-		build/fuzz/corpus_queuefile tests/fuzz/corpus_queuefile
+build/fuzz/fuzz_$(1): tests/fuzz/fuzz_$(1).c $(2) $(FUZZ_BASE) $$(wildcard lib/*.h)
+	@mkdir -p $$(@D)
+	$$(FUZZ_CC) -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+		-D_GNU_SOURCE -Ilib tests/fuzz/fuzz_$(1).c $(2) $(FUZZ_BASE) $(3) -o $$@
 
-# ---- fuzzing the SMTP command parser (lib/smtpcmd.c) -------------------------------------
-# `make fuzz-smtpcmd` builds it; `make fuzz-run` also runs it for $(FUZZ_TIME) s on the seeds
-# in tests/fuzz/corpus_smtpcmd/ (read only; new inputs go to build/fuzz/corpus_smtpcmd/,
-# crash files to build/fuzz/smtpcmd-*).
-FUZZ_SMTPCMD_SRC := tests/fuzz/fuzz_smtpcmd.c lib/smtpcmd.c lib/util.c lib/buf.c lib/log.c
+fuzz-run: fuzz-$(1)-run
+fuzz-$(1)-run: build/fuzz/fuzz_$(1)
+	@mkdir -p build/fuzz/corpus_$(1)
+	build/fuzz/fuzz_$(1) -max_total_time=$$(FUZZ_TIME) -artifact_prefix=build/fuzz/$(1)- \
+		build/fuzz/corpus_$(1) tests/fuzz/corpus_$(1)
+endef
 
-.PHONY: fuzz-smtpcmd fuzz-smtpcmd-run
-fuzz: build/fuzz/fuzz_smtpcmd
-fuzz-smtpcmd: build/fuzz/fuzz_smtpcmd
-
-build/fuzz/fuzz_smtpcmd: $(FUZZ_SMTPCMD_SRC) $(wildcard lib/*.h)
-	@mkdir -p $(@D)
-	$(FUZZ_CC) -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-		-D_GNU_SOURCE -Ilib $(FUZZ_SMTPCMD_SRC) -o $@
-
-fuzz-run: fuzz-smtpcmd-run
-fuzz-smtpcmd-run: build/fuzz/fuzz_smtpcmd
-	@mkdir -p build/fuzz/corpus_smtpcmd
-	build/fuzz/fuzz_smtpcmd -max_total_time=$(FUZZ_TIME) -artifact_prefix=build/fuzz/smtpcmd- \
-		build/fuzz/corpus_smtpcmd tests/fuzz/corpus_smtpcmd
-
-# ---- fuzzing the DNS answer parser (lib/mxlookup.c) ---------------------------------------
-# `make fuzz-mxlookup` builds it; `make fuzz-run` also runs it for $(FUZZ_TIME) s on the seeds
-# in tests/fuzz/corpus_mxlookup/ (read only; new inputs go to build/fuzz/corpus_mxlookup/,
-# crash files to build/fuzz/mxlookup-*).
-FUZZ_MX_SRC := tests/fuzz/fuzz_mxlookup.c lib/mxlookup.c lib/util.c lib/buf.c lib/log.c
-
-.PHONY: fuzz-mxlookup fuzz-mxlookup-run
-fuzz: build/fuzz/fuzz_mxlookup
-fuzz-mxlookup: build/fuzz/fuzz_mxlookup
-
-build/fuzz/fuzz_mxlookup: $(FUZZ_MX_SRC) $(wildcard lib/*.h)
-	@mkdir -p $(@D)
-	$(FUZZ_CC) -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-		-D_GNU_SOURCE -Ilib $(FUZZ_MX_SRC) -lresolv -o $@
-
-fuzz-run: fuzz-mxlookup-run
-fuzz-mxlookup-run: build/fuzz/fuzz_mxlookup
-	@mkdir -p build/fuzz/corpus_mxlookup
-	build/fuzz/fuzz_mxlookup -max_total_time=$(FUZZ_TIME) -artifact_prefix=build/fuzz/mxlookup- \
-		build/fuzz/corpus_mxlookup tests/fuzz/corpus_mxlookup
+$(eval $(call fuzzer,ipc,lib/ipc.c lib/ipc_sock.c))
+$(eval $(call fuzzer,queuefile,lib/queuefile.c lib/queuefile_read.c))
+$(eval $(call fuzzer,smtpcmd,lib/smtpcmd.c))
+$(eval $(call fuzzer,mxlookup,lib/mxlookup.c,-lresolv))

@@ -94,12 +94,13 @@ static void job_free(struct job *j)
 	free(j);
 }
 
-static const char *cache_key(const struct job *j, char *out, size_t outlen)
+static const char *cache_key(int type, const char *user, const char *address, char *out,
+			     size_t outlen)
 {
-	if (j->type == AUTH_REQ_SENDER)
-		str_fmt(out, outlen, "%s\n%s", j->user, j->address);
+	if (type == AUTH_REQ_SENDER)
+		str_fmt(out, outlen, "%s\n%s", user, address);
 	else
-		str_copy(out, outlen, j->address);
+		str_copy(out, outlen, address);
 	return out;
 }
 
@@ -173,7 +174,7 @@ void client_job_done(struct job *j)
 		auth_done(c, j);
 	} else {
 		if (j->res.status != IPC_TEMPFAIL)
-			cache_put(j->type, cache_key(j, key, sizeof(key)), &j->res);
+			cache_put(j->type, cache_key(j->type, j->user, j->address, key, sizeof(key)), &j->res);
 		reply_lookup(c, j->type, j->req_id, &j->res);
 	}
 	job_free(j);
@@ -264,28 +265,32 @@ static void handle_ticket(struct ipc_peer *c, const struct ipc_msg *m)
 	lookup_free(&res);
 }
 
-/* rcpt, user, sender: answered from the cache when possible. */
+/* rcpt, user, sender: answered from the cache when possible (no job is made for a hit:
+ * this is the hot path). */
 static void handle_lookup(struct ipc_peer *c, const struct ipc_msg *m)
 {
 	static const char *const addr_keys[] = { "address", NULL };
 	static const char *const sender_keys[] = { "user", "address", NULL };
 	bool sender = m->type == AUTH_REQ_SENDER;
-	struct job *j = job_new(c, m);
-	char key[2 * ADDR_MAX + 4];
+	char address[ADDR_MAX + 1], user[ADDR_MAX + 1] = "", key[2 * ADDR_MAX + 4];
 	const struct lookup *hit;
+	struct job *j;
 
 	if (ipc_check_keys(m, sender ? sender_keys : addr_keys) < 0 ||
-	    !take_str(m, "address", j->address, sizeof(j->address)) ||
-	    (sender && !take_str(m, "user", j->user, sizeof(j->user)))) {
+	    !take_str(m, "address", address, sizeof(address)) ||
+	    (sender && !take_str(m, "user", user, sizeof(user)))) {
 		reply_status(c, m, IPC_PERMFAIL, "malformed request");
-	} else if ((hit = cache_get(m->type, cache_key(j, key, sizeof(key)))) != NULL) {
-		reply_lookup(c, m->type, m->id, hit);
-	} else {
-		workers_submit(j);
 		return;
 	}
-	ipc_peer_release(c);
-	job_free(j);
+	hit = cache_get(m->type, cache_key(m->type, user, address, key, sizeof(key)));
+	if (hit) {
+		reply_lookup(c, m->type, m->id, hit);
+		return;
+	}
+	j = job_new(c, m);
+	memcpy(j->address, address, sizeof(address));
+	memcpy(j->user, user, sizeof(user));
+	workers_submit(j);
 }
 
 static void handle_request(struct ipc_peer *c, struct ipc_msg *m)

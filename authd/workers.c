@@ -21,7 +21,7 @@
 static struct {
 	pthread_mutex_t lock;
 	pthread_cond_t ready;
-	struct job *todo, **todo_tail;
+	struct job *queued, **queued_tail;	/* FIFO of jobs not yet taken */
 	struct job *done;
 	int efd;
 	bool stopping;
@@ -34,13 +34,13 @@ static struct job *next_job(void)
 	struct job *j;
 
 	pthread_mutex_lock(&W.lock);
-	while (W.todo == NULL && !W.stopping)
+	while (W.queued == NULL && !W.stopping)
 		pthread_cond_wait(&W.ready, &W.lock);
-	j = W.todo;
+	j = W.queued;
 	if (j) {
-		W.todo = j->next;
-		if (W.todo == NULL)
-			W.todo_tail = &W.todo;
+		W.queued = j->next;
+		if (W.queued == NULL)
+			W.queued_tail = &W.queued;
 	}
 	pthread_mutex_unlock(&W.lock);
 	return j;
@@ -106,7 +106,7 @@ void workers_start(int n)
 {
 	sigset_t all, old;
 
-	W.todo_tail = &W.todo;
+	W.queued_tail = &W.queued;
 	W.efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (W.efd < 0)
 		msg_fatal("eventfd: %m");
@@ -132,8 +132,8 @@ void workers_submit(struct job *job)
 {
 	pthread_mutex_lock(&W.lock);
 	job->next = NULL;
-	*W.todo_tail = job;
-	W.todo_tail = &job->next;
+	*W.queued_tail = job;
+	W.queued_tail = &job->next;
 	pthread_cond_signal(&W.ready);
 	pthread_mutex_unlock(&W.lock);
 }
