@@ -18,6 +18,7 @@
 
 static const char *const fixed_keys[] = {
 	"qid", "msg_off", "msg_len", "sender", "arrival", "active", "body", "smtputf8", "nrcpt",
+	"nexthop",
 };
 
 /* Is key one of the request's attributes: a fixed one, or rcpt/orig/notify<i>, i < n. */
@@ -138,6 +139,11 @@ const char *deliver_request_parse(const struct ipc_msg *m, struct deliver_reques
 		return "bad msg_off/msg_len";
 	r->msg_off = (off_t)off;
 	r->msg_len = (uint64_t)len;
+	r->nexthop = ipc_get_str(m, "nexthop");
+	if (r->nexthop == NULL)
+		r->nexthop = "";
+	else if (!clean(r->nexthop, DELIVER_NEXTHOP_MAX))
+		return "bad nexthop";
 	if (ipc_get_int(m, "arrival", &r->arrival) < 0)
 		r->arrival = r->received;
 	if (ipc_get_int(m, "active", &r->active) < 0)
@@ -246,4 +252,64 @@ struct ipc_server *deliver_serve(struct server *srv, struct ev_loop *loop, int m
 	ipc_server_signals(loop, NULL);
 	server_report_ready(srv);
 	return s;
+}
+
+/* ---- pool agents ------------------------------------------------------------------------ */
+
+static struct ev_loop *pool_loop;
+static const struct ipc_server_ops *pool_ops;
+static bool pool_conn_closed;
+
+static void pool_closed(struct ipc_peer *p)
+{
+	if (pool_ops->closed)
+		pool_ops->closed(p);
+	pool_conn_closed = true;
+	ev_stop(pool_loop);
+}
+
+static uint64_t pool_tick_id;
+
+/* A graceful stop (SIGHUP from master) ends the connection between requests. */
+static void pool_tick(struct ev_loop *loop, void *arg)
+{
+	pool_tick_id = 0;
+	if (server_stopping())
+		ev_stop(loop);
+	else
+		pool_tick_id = ev_timer_add(loop, 500, pool_tick, arg);
+}
+
+void deliver_pool_serve(int fd, const struct ipc_server_ops *ops)
+{
+	static struct ipc_server_ops wrapped;
+	static struct ipc_server *srv;
+	struct ipc_peer *p;
+
+	if (pool_loop == NULL) {
+		pool_loop = ev_new();
+		pool_ops = ops;
+		wrapped = *ops;
+		wrapped.closed = pool_closed;
+		srv = ipc_server_new(pool_loop, 1, &wrapped, NULL);
+	}
+	fd = dup(fd);	/* the skeleton closes its own copy after we return */
+	if (fd < 0 || fd_set_nonblock(fd, 1) < 0) {
+		msg_warn("cannot take the connection: %m");
+		if (fd >= 0)
+			(void)close(fd);
+		return;
+	}
+	pool_conn_closed = false;
+	p = ipc_server_add(srv, fd);
+	if (p == NULL)
+		return;
+	pool_tick_id = ev_timer_add(pool_loop, 500, pool_tick, NULL);
+	while (!pool_conn_closed && !server_stopping())
+		(void)ev_run(pool_loop);
+	if (pool_tick_id != 0)
+		ev_timer_cancel(pool_loop, pool_tick_id);
+	pool_tick_id = 0;
+	if (!pool_conn_closed)
+		ipc_peer_close(p);	/* stopping: the request in progress was answered */
 }

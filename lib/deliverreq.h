@@ -20,6 +20,7 @@
 
 #define DELIVER_TEXT_MAX	512	/* one recipient's diagnostic */
 #define DELIVER_RELAY_MAX	300	/* "host[addr]:port" */
+#define DELIVER_NEXTHOP_MAX	300	/* "[host]:port", "host:port" or a domain */
 
 enum deliver_body { DELIVER_BODY_7BIT, DELIVER_BODY_8BITMIME, DELIVER_BODY_BINARYMIME };
 
@@ -37,6 +38,7 @@ struct deliver_rcpt {
 struct deliver_request {
 	const char *qid;
 	const char *sender;		/* "" for the null sender */
+	const char *nexthop;		/* "" = the agent's default (MX of the domain, relayhost) */
 	int fd;				/* the queue file, read-only */
 	off_t msg_off;
 	uint64_t msg_len;
@@ -75,6 +77,12 @@ void deliver_allow_init(struct server *srv, struct ipc_allow *allow);
  * ready line and runs the loop. */
 struct ipc_server *deliver_serve(struct server *srv, struct ev_loop *loop, int max_clients,
 				 const struct ipc_server_ops *ops);
+
+/* Pool agents (one qmgr connection per process, SERVICE_POOL on a private socket): serve
+ * the accepted connection fd with ops until the peer closes it or master asks the process
+ * to stop (then after the request in progress). Call from the server skeleton's serve hook;
+ * ops->closed, if set, runs once the connection is gone. */
+void deliver_pool_serve(int fd, const struct ipc_server_ops *ops);
 
 /* Postfix's seconds: "0", "0.04", "1.5", "12.3", "345". */
 void deliver_fmt_secs(char *out, size_t outsize, int64_t ms);

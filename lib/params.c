@@ -75,6 +75,8 @@ const struct conf_param conf_params[] = {
 	SERVICE_LIMIT("smtp"), SERVICE_LIMIT("submission"), SERVICE_LIMIT("smtps"),
 	SERVICE_LIMIT("imap"), SERVICE_LIMIT("imaps"), SERVICE_LIMIT("pop3"),
 	SERVICE_LIMIT("pop3s"), SERVICE_LIMIT("test"),
+	{ "virtual_process_limit", CONF_INT, "20", 1, 100000,
+	  "most virtual delivery processes (qmgr's concurrency for virtual)" },
 	{ "max_use", CONF_INT, "100", 1, 1000000,
 	  "connections a pool process serves before it exits" },
 	{ "max_idle", CONF_TIME, "100s", MS(1), DAY,

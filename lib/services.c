@@ -40,9 +40,10 @@ const struct service_def service_table[] = {
 
 	/* virtual: delivery into virtual users' Maildirs for qmgr (issue 5). Not chrooted: it
 	 * writes below virtual_mailbox_base. Its clients are qmgr (queue_owner, whose group
-	 * of the same name opens the socket) and root. */
-	{ "virtual", SERVICE_SINGLE, "postern-virtual", "", "vmail_owner", ROOT_NONE,
-	  NULL, NULL, NULL, "virtual", "queue_owner", "virtual_enable" },
+	 * of the same name opens the socket) and root. A pool on a private socket: each
+	 * process serves one qmgr connection, so qmgr's connections are the concurrency. */
+	{ "virtual", SERVICE_POOL, "postern-virtual", "", "vmail_owner", ROOT_NONE,
+	  NULL, NULL, "virtual_process_limit", "virtual", "queue_owner", "virtual_enable" },
 
 	/* smtp: outbound SMTP delivery for qmgr (issue 5), chrooted into the spool (the
 	 * resolver reads its etc/resolv.conf). A single daemon serving one request at a time

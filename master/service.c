@@ -137,7 +137,7 @@ struct service *service_build(const struct service_def *def, const struct config
 
 	if (def->enable_param && !conf_bool(cfg, def->enable_param))
 		return NULL;
-	if (def->kind == SERVICE_POOL) {
+	if (def->kind == SERVICE_POOL && def->listen_param) {
 		size_t n = 0;
 
 		conf_list(cfg, def->listen_param, &n);

@@ -13,9 +13,10 @@
  *   headers.c  the message's header section: Delivered-To loop detection, the lines we add
  *
  * Start-up (as root, pre_drop): resolve the allow-list (root and queue_owner). Then master's
- * skeleton drops to vmail_owner without a chroot (we write below virtual_mailbox_base) and
- * run() serves the private socket until SIGTERM. Deliveries are done one at a time in the
- * loop: each ends in fsyncs, and qmgr's own concurrency limit decides how many it sends.
+ * skeleton drops to vmail_owner without a chroot (we write below virtual_mailbox_base).
+ * virtual is a pool on its private socket (virtual_process_limit processes): each process
+ * serves one qmgr connection at a time, one request after another, so qmgr's number of
+ * connections is the delivery concurrency.
  */
 #include <unistd.h>
 
@@ -45,22 +46,26 @@ static void load_settings(struct server *srv)
 		msg_fatal("virtual_mailbox_base = %s is not an absolute path", V.base);
 }
 
-static int run(struct server *srv)
+static void post_drop(struct server *srv)
 {
 	load_settings(srv);
-	V.loop = ev_new();
-	V.srv = deliver_serve(srv, V.loop, VIRTUAL_MAX_CLIENTS, &conn_ops);
 	msg_info("ready: delivering below %s as uid %d", V.base, (int)getuid());
-	ev_run(V.loop);
-	return 0;
+}
+
+static void serve(struct server *srv, int fd, int listener, const struct sockaddr *peer,
+		  socklen_t peerlen)
+{
+	(void)srv, (void)listener, (void)peer, (void)peerlen;
+	deliver_pool_serve(fd, &conn_ops);
 }
 
 int main(int argc, char **argv)
 {
 	static const struct server_hooks hooks = {
 		.pre_drop = pre_drop,
-		.run = run,
+		.post_drop = post_drop,
+		.serve = serve,
 	};
 
-	server_main(argc, argv, SERVER_SINGLE_MODE, &hooks);
+	server_main(argc, argv, SERVER_POOL_MODE, &hooks);
 }

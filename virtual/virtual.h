@@ -15,12 +15,9 @@
 #include "ipc.h"
 #include "ipcserver.h"
 
-#define VIRTUAL_MAX_CLIENTS	64		/* qmgr connections (and root's) at once */
 #define VIRTUAL_HEADER_MAX	(256 * 1024)	/* header bytes searched for Delivered-To */
 
 struct virtuald {
-	struct ev_loop *loop;
-	struct ipc_server *srv;
 	struct ipc_allow allow;		/* root and queue_owner */
 	const char *base;		/* virtual_mailbox_base */
 	const char *delimiter;		/* recipient_delimiter */
