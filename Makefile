@@ -63,6 +63,7 @@ $(eval $(call prog,anvil,postern-anvil))
 $(eval $(call prog,smtpd,postern-smtpd))
 $(eval $(call prog,virtual,postern-virtual))
 $(eval $(call prog,smtp,postern-smtp))
+$(eval $(call prog,qmgr,postern-qmgr))
 $(eval $(call prog,tests/testd,postern-testd))
 
 # ---- unit tests: every tests/unit/test_*.c is one program ---------------------------------

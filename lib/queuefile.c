@@ -243,7 +243,8 @@ int qf_envelope_check(const struct qf_envelope *env, char *err, size_t errlen)
 
 const char *qf_state_name(enum qf_state state)
 {
-	static const char *const names[] = { "pending", "delivered", "bounced", "deferred" };
+	static const char *const names[] = { "pending", "delivered", "bounced", "deferred",
+					       "returned" };
 
 	return (unsigned)state <= QF_STATE_MAX ? names[state] : "unknown";
 }

@@ -81,8 +81,9 @@ enum qf_state {
 	QF_DELIVERED = 1,	/* done: 2xx */
 	QF_BOUNCED = 2,		/* done: 5xx or expired; a bounce is owed */
 	QF_DEFERRED = 3,	/* tried, 4xx: try again later */
+	QF_RETURNED = 4,	/* done: bounced and the bounce is queued (or not owed) */
 };
-#define QF_STATE_MAX	QF_DEFERRED
+#define QF_STATE_MAX	QF_RETURNED
 
 #define QF_F_SMTPUTF8	0x1u
 #define QF_F_KNOWN	QF_F_SMTPUTF8

@@ -7,7 +7,7 @@
  *     private/                 root          0755   service sockets, each 0660
  *     etc/                     root          0755   resolv.conf hosts services localtime ...
  *     empty/                   root          0555   chroot of the login processes
- *     queue/{tmp,incoming,active,deferred,hold,corrupt}   queue_owner 0700
+ *     queue/{tmp,incoming,active,deferred,hold,corrupt,defer}   queue_owner 0700
  *     maildrop/                queue_owner:setgid_group 1730 (write-only drop box)
  */
 #include <errno.h>
@@ -24,7 +24,7 @@
 #include "util.h"
 
 static const char *const queue_dirs[] = {
-	"tmp", "incoming", "active", "deferred", "hold", "corrupt",
+	"tmp", "incoming", "active", "deferred", "hold", "corrupt", "defer",
 };
 
 static const char *const etc_files[] = {
