@@ -16,6 +16,13 @@
 
 int cmd_check(int argc, char **argv);
 int cmd_admin(int argc, char **argv);
+/* Queue administration (admin_queue.c): mailq, queue list|flush|delete|hold|release|requeue,
+ * flush. Same exit statuses as admin (75: qmgr unreachable). */
+int cmd_mailq(int argc, char **argv);
+int cmd_queue(int argc, char **argv);
+int cmd_flush(int argc, char **argv);
+/* Print the queue of spool_directory spool as `postqueue -p` does (admin_mailq.c). */
+int mailq_list(const char *spool);
 
 /* Exit statuses of `postern admin`. */
 enum {

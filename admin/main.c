@@ -3,8 +3,11 @@
  *
  *   postern check [-c FILE]      validate configuration and environment (check.c)
  *   postern admin [-c FILE] ...  domains, users, aliases, lookups (admin*.c)
+ *   postern mailq [-c FILE]      list the queue (admin_mailq.c); also run as `mailq`
+ *   postern queue [-c FILE] ...  list, flush, delete, hold, release, requeue (admin_queue.c)
+ *   postern flush [-c FILE]      short for `postern queue flush`
  *
- * Later issues add queue control and start/stop.
+ * Later issues add start/stop.
  */
 #include <stdio.h>
 #include <string.h>
@@ -21,6 +24,10 @@ static const struct {
 	{ "check", cmd_check, "check [-c FILE]   validate configuration and environment" },
 	{ "admin", cmd_admin, "admin [-c FILE] domain|user|alias|lookup|auth ...   manage "
 	  "virtual domains, users and aliases (postern admin -h)" },
+	{ "mailq", cmd_mailq, "mailq [-c FILE]   list the mail queue (also run as mailq)" },
+	{ "queue", cmd_queue, "queue [-c FILE] list|flush|delete|hold|release|requeue ...   "
+	  "control the mail queue (postern queue -h)" },
+	{ "flush", cmd_flush, "flush [-c FILE]   try all deferred mail now" },
 };
 
 static int usage(void)
@@ -34,6 +41,13 @@ static int usage(void)
 int main(int argc, char **argv)
 {
 	log_open("postern", LOG_TARGET_STDERR, NULL);
+	/* Installed as mailq too (a link), like Sendmail's and Postfix's. */
+	if (argc >= 1) {
+		const char *slash = strrchr(argv[0], '/');
+
+		if (strcmp(slash ? slash + 1 : argv[0], "mailq") == 0)
+			return cmd_mailq(argc, argv);
+	}
 	if (argc < 2)
 		return usage();
 	if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0) {

@@ -20,9 +20,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "deliverreq.h"
 #include "log.h"
 #include "qmgr.h"
 #include "util.h"
@@ -85,8 +87,42 @@ static void log_active(const struct msg *m)
 		 m->q.env.sender, (unsigned long long)m->q.msg_len, m->q.env.nrcpt);
 }
 
-/* Each recipient not yet done gets a transport; those authd knows nothing of bounce. */
-static void resolve_rcpts(struct msg *m)
+/* The reason for a bounce decided before any agent saw the recipient. */
+static const char *expansion_text(const char *dsn)
+{
+	if (strcmp(dsn, "5.1.1") == 0)
+		return "unknown user";
+	if (strcmp(dsn, "5.4.6") == 0)
+		return "mail forwarding loop";
+	if (strcmp(dsn, "5.3.0") == 0)
+		return "alias expansion too large";
+	return "delivery failed";
+}
+
+/* Postfix's line for a recipient qmgr itself bounced. */
+static void log_bounced(const struct msg *m, const struct mrcpt *r)
+{
+	char total[16], a[16];
+	const char *orig = r->qr->orcpt && strncasecmp(r->qr->orcpt, "rfc822;", 7) == 0
+			   ? r->qr->orcpt + 7 : NULL;
+
+	deliver_fmt_secs(total, sizeof(total), wall_ms() - m->q.env.arrival_ms);
+	deliver_fmt_secs(a, sizeof(a), m->active_ms - m->q.env.arrival_ms);
+	msg_info("%s: to=<%s>,%s%s%s relay=none, delay=%s, delays=%s/0/0/0, dsn=%s, "
+		 "status=bounced (%s)", m->qid, r->qr->addr, orig ? " orig_to=<" : "",
+		 orig ? orig : "", orig ? ">," : "", total, a, r->qr->status.dsn, r->text);
+}
+
+static bool has_override(struct mrcpt *r)
+{
+	const char *at = strrchr(r->qr->addr, '@');
+
+	return at && transport_override(at + 1, &r->transport, &r->nexthop);
+}
+
+/* Each recipient not yet done gets a transport (known: what alias expansion just learnt
+ * from authd, or NULL); those authd knows nothing of bounce. */
+static void resolve_rcpts(struct msg *m, const int *known)
 {
 	char dsn[16], text[QMGR_TEXT_MAX];
 	int code;
@@ -95,8 +131,18 @@ static void resolve_rcpts(struct msg *m)
 		struct mrcpt *r = &m->rcpt[i];
 
 		r->qr = &m->q.env.rcpt[i];
-		if (rcpt_done(r->qr) || r->qr->status.state == QF_BOUNCED)
+		if (r->qr->status.state == QF_BOUNCED) {	/* alias expansion said so */
+			r->text = xstrdup(expansion_text(r->qr->status.dsn));
+			if (r->qr->status.attempts == 0)
+				log_bounced(m, r);
 			continue;
+		}
+		if (rcpt_done(r->qr))
+			continue;
+		if (known && known[i] >= 0 && !has_override(r)) {
+			r->transport = (enum transport)known[i];
+			continue;
+		}
 		(void)resolve_transport(r->qr->addr, &r->transport, &r->nexthop, &code, dsn, text,
 					sizeof(text));
 		if (code != 0)
@@ -105,7 +151,7 @@ static void resolve_rcpts(struct msg *m)
 }
 
 /* A message now in active/ with its file open: track it and queue its jobs. */
-static void msg_start(const char *qid, int fd, struct qf *q)
+static void msg_start(const char *qid, int fd, struct qf *q, const int *known)
 {
 	struct msg *m = xcalloc(1, sizeof(*m));
 	unsigned h = qid_hash(qid);
@@ -124,7 +170,7 @@ static void msg_start(const char *qid, int fd, struct qf *q)
 	G.active = m;
 	G.nactive++;
 	log_active(m);
-	resolve_rcpts(m);
+	resolve_rcpts(m, known);
 	m->jobs++;		/* held while jobs are queued, so none can finish m early */
 	dispatch_msg(m);
 	msg_job_done(m);
@@ -139,7 +185,7 @@ void msg_load_active(const char *qid)
 		return;
 	fd = open_validated(D_ACTIVE, qid, &q);
 	if (fd >= 0)
-		msg_start(qid, fd, &q);
+		msg_start(qid, fd, &q, NULL);
 }
 
 void msg_take(enum qdir from, const char *qid)
@@ -190,14 +236,15 @@ void msg_take_incoming(const char *qid)
 		}
 		return;
 	}
-	expansion_free(&e);
 	if (qdir_move(D_INCOMING, D_ACTIVE, qid) < 0) {
 		msg_warn("%s: move into active/: %m", qid);
+		expansion_free(&e);
 		qf_free(&q);
 		close(fd);
 		return;
 	}
-	msg_start(qid, fd, &q);
+	msg_start(qid, fd, &q, e.n == q.env.nrcpt ? e.tr : NULL);
+	expansion_free(&e);
 }
 
 void msg_set_result(struct msg *m, size_t i, int code, const char *dsn, const char *text,

@@ -160,10 +160,12 @@ enum resolve_status { RES_OK, RES_TEMPFAIL };
 struct expansion {
 	size_t n, cap;
 	struct qf_rcpt *r;		/* heap addr/orcpt strings */
+	int *tr;			/* r[i]'s transport as authd answered, -1 unknown */
 	bool changed;			/* differs from the file's list */
 };
 enum resolve_status resolve_expand(const struct qf *q, struct expansion *out);
 void expansion_free(struct expansion *e);
+bool transport_override(const char *domain, enum transport *t, char **nexthop);
 enum resolve_status resolve_transport(const char *addr, enum transport *t, char **nexthop,
 				      int *code, char *dsn, char *text, size_t textlen);
 

@@ -91,6 +91,7 @@ static void lookup(const char *addr, struct answer *a)
 
 struct expand_ctx {
 	const struct qf_rcpt *orig;	/* the recipient being expanded */
+	int kind;			/* transport of the final being added, -1 unknown */
 	struct expansion *out;
 	size_t produced;
 	const char *chain[64];		/* ancestors, for loop detection */
@@ -112,6 +113,8 @@ static void add_final(struct expand_ctx *c, const char *addr, const struct qf_st
 		e->cap = e->cap ? e->cap * 2 : 8;
 		e->r = xreallocarray(e->r, e->cap, sizeof(*e->r));
 	}
+	e->tr = xreallocarray(e->tr, e->cap, sizeof(*e->tr));
+	e->tr[e->n] = c->kind;
 	r = &e->r[e->n++];
 	memset(r, 0, sizeof(*r));
 	r->addr = xstrdup(addr);
@@ -188,8 +191,11 @@ static int expand(struct expand_ctx *c, const char *addr)
 				add_failed(c, 554, "5.3.0");
 				break;
 			}
-			if (strcasecmp(t, addr) == 0)
-				add_final(c, t, NULL);		/* the alias's own mailbox */
+			if (strcasecmp(t, addr) == 0) {
+				c->kind = T_VIRTUAL;		/* the alias's own mailbox */
+				add_final(c, t, NULL);
+				c->kind = -1;
+			}
 			else if (in_chain(c, t)) {
 				msg_warn("%s: mail forwarding loop through %s", c->orig->addr, t);
 				add_failed(c, 554, "5.4.6");
@@ -199,9 +205,11 @@ static int expand(struct expand_ctx *c, const char *addr)
 		c->depth--;
 		break;
 	default:
+		c->kind = a->kind == K_VIRTUAL ? T_VIRTUAL : a->kind == K_LOCAL ? T_LOCAL : T_SMTP;
 		add_final(c, addr, c->depth == 0 ? &c->orig->status : NULL);
 		break;
 	}
+	c->kind = -1;
 	free(a);
 	return rc;
 }
@@ -211,7 +219,7 @@ enum resolve_status resolve_expand(const struct qf *q, struct expansion *out)
 	memset(out, 0, sizeof(*out));
 	for (size_t i = 0; i < q->env.nrcpt; i++) {
 		const struct qf_rcpt *r = &q->env.rcpt[i];
-		struct expand_ctx c = { .orig = r, .out = out };
+		struct expand_ctx c = { .orig = r, .out = out, .kind = -1 };
 
 		if (r->status.state != QF_PENDING && r->status.state != QF_DEFERRED) {
 			add_final(&c, r->addr, &r->status);	/* done: kept as it is */
@@ -241,13 +249,14 @@ void expansion_free(struct expansion *e)
 		free(e->r[i].orcpt);
 	}
 	free(e->r);
+	free(e->tr);
 	memset(e, 0, sizeof(*e));
 }
 
 /* ---- transports ------------------------------------------------------------------------- */
 
 /* transport_map: "domain=transport[:nexthop]" items; ".domain" matches subdomains. */
-static bool transport_override(const char *domain, enum transport *t, char **nexthop)
+bool transport_override(const char *domain, enum transport *t, char **nexthop)
 {
 	size_t n, dlen = strlen(domain);
 	const char *const *items = conf_list(G.cfg, "transport_map", &n);
