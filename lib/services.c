@@ -46,10 +46,19 @@ const struct service_def service_table[] = {
 	  NULL, NULL, "virtual_process_limit", "virtual", "queue_owner", "virtual_enable" },
 
 	/* smtp: outbound SMTP delivery for qmgr (issue 5), chrooted into the spool (the
-	 * resolver reads its etc/resolv.conf). A single daemon serving one request at a time
-	 * for now; it becomes a pool (one conversation per process) later. */
-	{ "smtp-agent", SERVICE_SINGLE, "postern-smtp", "", "mail_owner", ROOT_SPOOL,
-	  NULL, NULL, NULL, "smtp", "queue_owner", "smtp_agent_enable" },
+	 * resolver reads its etc/resolv.conf). A pool like virtual. */
+	{ "smtp-agent", SERVICE_POOL, "postern-smtp", "", "mail_owner", ROOT_SPOOL,
+	  NULL, NULL, "smtp_agent_process_limit", "smtp", "queue_owner", "smtp_agent_enable" },
+
+	/* local: system users and aliases_file (issue 5). uid 0 keeping only CAP_SETUID and
+	 * CAP_SETGID: each delivery forks and switches for good to the recipient. */
+	{ "local", SERVICE_POOL, "postern-local", "", "root", ROOT_NONE,
+	  "cap_setuid,cap_setgid", NULL, "local_process_limit", "local", "queue_owner",
+	  "local_enable" },
+
+	/* qmgr: schedules deliveries from the queue (issue 5). */
+	{ "qmgr", SERVICE_SINGLE, "postern-qmgr", "", "queue_owner", ROOT_SPOOL,
+	  NULL, NULL, NULL, "qmgr", "queue_owner", "qmgr_enable" },
 
 	/* Test services: exercise a pool on its own port, a single daemon behind a private
 	 * socket, and the one privileged shape (uid 0 keeping only CAP_SETUID+CAP_SETGID)

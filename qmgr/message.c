@@ -375,6 +375,8 @@ static void msg_finish(struct msg *m)
 		owed += st == QF_BOUNCED;
 		open += st == QF_PENDING || st == QF_DEFERRED;
 	}
+	if (owed > 0 && m->dirty && fdatasync(m->fd) == 0)
+		m->dirty = false;	/* the failures are on disk before the report exists */
 	if (owed > 0 && bounce_send(m) < 0)
 		open++;		/* the report could not be queued: keep the message */
 	if (open == 0)

@@ -1,17 +1,21 @@
 /*
- * client.c: one SMTP conversation with one address of one host (RFC 5321). Greeting, EHLO
- * (HELO when EHLO is refused with 5xx), opportunistic or required STARTTLS and EHLO again,
- * MAIL FROM with SIZE=, BODY=8BITMIME and SMTPUTF8 as the message needs and the server
- * offers, RCPT TO per recipient, DATA with the message dot-stuffed straight from the queue
- * file, QUIT. Content the server cannot take is refused without downgrade: 8-bit to a server
- * without 8BITMIME bounces 5.6.3, SMTPUTF8 to one without it 5.6.7.
+ * client.c: one SMTP connection to one address of one host (RFC 5321) and the cache that
+ * keeps it for the next request. Greeting, EHLO (HELO when EHLO is refused with 5xx),
+ * opportunistic or required STARTTLS and EHLO again, AUTH to a relayhost (sasl.c), then the
+ * mail transaction (mail.c), and QUIT, or the connection is parked.
  *
  * A host that cannot take the message now (no connection, 4xx greeting or EHLO, TLS
- * required but missing, the connection lost before the recipients were given) is left for
- * the next one (SMTP_NEXT, with the reason in *fail). Once MAIL FROM is answered the
- * server's replies decide: per recipient for RCPT, for all accepted ones after DATA.
- * Diagnostics read as Postfix's: "host mx.example.com[192.0.2.1] said: 550 5.1.1 no such
- * user (in reply to RCPT TO command)".
+ * required but missing, authentication failed, the connection lost before the recipients
+ * were given) is left for the next one (SMTP_NEXT, with the reason in *fail). Diagnostics
+ * read as Postfix's: "host mx.example.com[192.0.2.1] said: 550 5.1.1 no such user (in reply
+ * to RCPT TO command)".
+ *
+ * Connection reuse: after a transaction that ended with 2xx after the dot, the connection
+ * is parked for smtp_connection_cache_time in the pool's event loop (between requests of
+ * the same qmgr connection), with a timer and a watch on the socket: the timer sends QUIT,
+ * anything the server says meanwhile (a 421, a close) ends it. The next request for the
+ * same destination (smtp_dest.key) sends RSET and goes on with MAIL FROM; any other
+ * request, or the qmgr connection closing, lets it go first.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -25,35 +29,18 @@
 
 #include "buf.h"
 #include "log.h"
+#include "server.h"
 #include "smtp.h"
 #include "stream.h"
 #include "tls.h"
 #include "util.h"
 
-#define BODY_CHUNK	65536
 #define CMD_MAX		4096	/* one command line: addresses are at most QF_MAX_ADDR */
-
-struct conv {
-	struct deliver_request *r;
-	struct smtp_failure *fail;
-	struct stream *st;
-	const char *host;
-	char hostaddr[MX_NAME_MAX + 64];	/* "host[addr]" */
-	char relay[DELIVER_RELAY_MAX];		/* "host[addr]:port" */
-	bool tls;
-	bool ext_8bit, ext_size, ext_starttls, ext_utf8;
-	uint64_t max_size;			/* SIZE n; 0 = no limit given */
-	int code;				/* the last reply */
-	char reply[SMTP_REPLY_MAX];		/* "550 5.1.1 no such user" */
-	bool accepted[DELIVER_MAX_RCPT];
-};
 
 /* ---- results ---------------------------------------------------------------------------- */
 
-static enum smtp_outcome next_host(struct conv *c, int code, const char *dsn, const char *fmt,
-				   ...) __attribute__((format(printf, 4, 5)));
-static enum smtp_outcome next_host(struct conv *c, int code, const char *dsn, const char *fmt,
-				   ...)
+enum smtp_outcome conn_next_host(struct smtp_conn *c, int code, const char *dsn,
+				 const char *fmt, ...)
 {
 	va_list ap;
 
@@ -69,7 +56,7 @@ static enum smtp_outcome next_host(struct conv *c, int code, const char *dsn, co
 
 /* The enhanced status code that starts the reply text, if it matches the reply's class;
  * else "N.0.0". */
-static void reply_dsn(const struct conv *c, char *out, size_t outsize)
+void conn_reply_dsn(const struct smtp_conn *c, char *out, size_t outsize)
 {
 	const char *t = c->reply + 4;
 	size_t i = 0, dots = 0;
@@ -91,31 +78,31 @@ static void reply_dsn(const struct conv *c, char *out, size_t outsize)
 	(void)str_fmt(out, outsize, "%d.0.0", c->code / 100);
 }
 
-static void settle(struct conv *c, struct deliver_rcpt *rc, int code, const char *dsn,
-		   const char *text)
+void conn_settle(struct smtp_conn *c, struct deliver_rcpt *rc, int code, const char *dsn,
+		 const char *text)
 {
 	deliver_result(rc, code, dsn, "%s", text);
 	(void)str_copy(rc->relay, sizeof(rc->relay), c->relay);
 }
 
 /* Every recipient still open (accepted ones only, if only_accepted) gets this result. */
-static void settle_open(struct conv *c, bool only_accepted, int code, const char *dsn,
-			const char *text)
+void conn_settle_open(struct smtp_conn *c, bool only_accepted, int code, const char *dsn,
+		      const char *text)
 {
 	for (size_t i = 0; i < c->r->nrcpt; i++)
 		if (c->r->rcpt[i].code == 0 && (!only_accepted || c->accepted[i]))
-			settle(c, &c->r->rcpt[i], code, dsn, text);
+			conn_settle(c, &c->r->rcpt[i], code, dsn, text);
 }
 
 /* The server's last reply, said in reply to cmd, for the open recipients. */
-static void settle_said(struct conv *c, bool only_accepted, const char *cmd)
+void conn_settle_said(struct smtp_conn *c, bool only_accepted, const char *cmd)
 {
 	char text[DELIVER_TEXT_MAX], dsn[16];
 
-	reply_dsn(c, dsn, sizeof(dsn));
+	conn_reply_dsn(c, dsn, sizeof(dsn));
 	(void)str_fmt(text, sizeof(text), "host %s said: %s (in reply to %s)", c->hostaddr,
 		       c->reply, cmd);
-	settle_open(c, only_accepted, c->code, dsn, text);
+	conn_settle_open(c, only_accepted, c->code, dsn, text);
 }
 
 /* ---- the wire --------------------------------------------------------------------------- */
@@ -152,9 +139,59 @@ fail:
 	return -1;
 }
 
+/* "AUTH PLAIN LOGIN" or the old "AUTH=PLAIN LOGIN": note the mechanisms. */
+static void note_auth(struct smtp_conn *c, const char *mechs)
+{
+	char word[64];
+
+	while (*mechs != '\0') {
+		size_t len = strcspn(mechs, " ");
+
+		if (len > 0 && len < sizeof(word)) {
+			memcpy(word, mechs, len);
+			word[len] = '\0';
+			if (strcasecmp(word, "PLAIN") == 0)
+				c->ext_auth_plain = true;
+			else if (strcasecmp(word, "LOGIN") == 0)
+				c->ext_auth_login = true;
+			if (strstr(c->auth_mechs, word) == NULL) {
+				size_t used = strlen(c->auth_mechs);
+
+				(void)snprintf(c->auth_mechs + used, sizeof(c->auth_mechs) - used,
+					       "%s%s", used ? " " : "", word);
+			}
+		}
+		mechs += len;
+		mechs += strspn(mechs, " ");
+	}
+}
+
+/* One EHLO keyword line (after "250-"/"250 "). */
+static void note_extension(struct smtp_conn *c, const char *kw)
+{
+	long long v;
+
+	if (strcasecmp(kw, "8BITMIME") == 0)
+		c->ext_8bit = true;
+	else if (strcasecmp(kw, "STARTTLS") == 0)
+		c->ext_starttls = true;
+	else if (strcasecmp(kw, "SMTPUTF8") == 0)
+		c->ext_utf8 = true;
+	else if (strcasecmp(kw, "PIPELINING") == 0)
+		c->ext_pipelining = true;
+	else if (strncasecmp(kw, "AUTH", 4) == 0 && (kw[4] == ' ' || kw[4] == '='))
+		note_auth(c, kw + 5);
+	else if (strncasecmp(kw, "SIZE", 4) == 0 && (kw[4] == '\0' || kw[4] == ' ')) {
+		c->ext_size = true;
+		if (kw[4] == ' ' && str_to_ll(kw + 5, 0, INT64_MAX, &v) == 0)
+			c->max_size = (uint64_t)v;
+	}
+}
+
 /* Read one reply, continuation lines joined with spaces into c->reply. The code, or -1
- * (connection lost, timeout, garbage). With ehlo, the extensions are noted. */
-static int read_reply(struct conv *c, bool ehlo)
+ * (connection lost, timeout, garbage: the connection is then unusable). With ehlo, the
+ * extensions are noted. */
+int conn_read_reply(struct smtp_conn *c, bool ehlo)
 {
 	struct buf line;
 	size_t used = 0;
@@ -183,89 +220,103 @@ static int read_reply(struct conv *c, bool ehlo)
 		(void)snprintf(c->reply + used, sizeof(c->reply) - used, "%s%s",
 			       used ? " " : "", used ? s + (line.len > 3 ? 4 : 3) : s);
 		used = strlen(c->reply);
-		if (ehlo && line.len > 4) {
-			const char *kw = s + 4;
-
-			if (strcasecmp(kw, "8BITMIME") == 0)
-				c->ext_8bit = true;
-			else if (strcasecmp(kw, "STARTTLS") == 0)
-				c->ext_starttls = true;
-			else if (strcasecmp(kw, "SMTPUTF8") == 0)
-				c->ext_utf8 = true;
-			else if (strncasecmp(kw, "SIZE", 4) == 0 && (kw[4] == '\0' || kw[4] == ' ')) {
-				c->ext_size = true;
-				if (kw[4] == ' ' && str_to_ll(kw + 5, 0, INT64_MAX, &v) == 0)
-					c->max_size = (uint64_t)v;
-			}
-		}
+		if (ehlo && line.len > 4)
+			note_extension(c, s + 4);
 		if (line.len <= 3 || s[3] == ' ')
 			break;
 	}
 	buf_free(&line);
 	c->code = code;
+	if (code < 0)
+		c->broken = true;
 	return code;
 }
 
-/* Send one command line and read its reply: the code, or -1 (lost). */
-static int command(struct conv *c, bool ehlo, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static int command(struct conv *c, bool ehlo, const char *fmt, ...)
+static int vqueue(struct smtp_conn *c, const char *fmt, va_list ap)
 {
 	char line[CMD_MAX];
+	int n = vsnprintf(line, sizeof(line), fmt, ap), rc = -1;
+
+	if (n >= 0 && (size_t)n < sizeof(line) - 2)
+		rc = stream_printf(c->st, "%s\r\n", line) < 0 ? -1 : 0;
+	explicit_bzero(line, sizeof(line));	/* it may have held AUTH credentials */
+	if (rc < 0)
+		c->broken = true;	/* a command cut short would leave the server confused */
+	return rc;
+}
+
+int conn_queue(struct smtp_conn *c, const char *fmt, ...)
+{
 	va_list ap;
-	int n;
+	int rc;
 
 	va_start(ap, fmt);
-	n = vsnprintf(line, sizeof(line), fmt, ap);
+	rc = vqueue(c, fmt, ap);
 	va_end(ap);
-	if (n < 0 || (size_t)n >= sizeof(line) - 2)
-		return -1;
-	if (stream_printf(c->st, "%s\r\n", line) < 0 || stream_flush(c->st) < 0)
-		return -1;
-	return read_reply(c, ehlo);
+	return rc;
 }
 
-static enum smtp_outcome lost(struct conv *c, const char *while_)
+/* Send one command line and read its reply: the code, or -1 (lost). */
+int conn_command(struct smtp_conn *c, bool ehlo, const char *fmt, ...)
 {
-	return next_host(c, 451, "4.4.2", "lost connection with %s while %s", c->hostaddr,
-			 while_);
+	va_list ap;
+	int rc;
+
+	va_start(ap, fmt);
+	rc = vqueue(c, fmt, ap);
+	va_end(ap);
+	if (rc < 0)
+		return -1;
+	if (stream_flush(c->st) < 0) {
+		c->broken = true;
+		return -1;
+	}
+	return conn_read_reply(c, ehlo);
 }
 
-static void quit(struct conv *c)
+enum smtp_outcome conn_lost(struct smtp_conn *c, const char *while_)
 {
-	(void)command(c, false, "QUIT");
+	return conn_next_host(c, 451, "4.4.2", "lost connection with %s while %s", c->hostaddr,
+			      while_);
 }
 
-/* ---- the conversation ------------------------------------------------------------------ */
+void conn_quit(struct smtp_conn *c)
+{
+	if (!c->broken)
+		(void)conn_command(c, false, "QUIT");
+}
+
+/* ---- the session ------------------------------------------------------------------------ */
 
 /* EHLO, or HELO when EHLO is refused outright. 0, or -1 with the outcome in *out. */
-static int hello(struct conv *c, enum smtp_outcome *out)
+static int hello(struct smtp_conn *c, enum smtp_outcome *out)
 {
 	int code;
 
 	c->ext_8bit = c->ext_size = c->ext_starttls = c->ext_utf8 = false;
+	c->ext_pipelining = c->ext_auth_plain = c->ext_auth_login = false;
+	c->auth_mechs[0] = '\0';
 	c->max_size = 0;
-	code = command(c, true, "EHLO %s", S.myhostname);
+	code = conn_command(c, true, "EHLO %s", S.myhostname);
 	if (code >= 500)
-		code = command(c, false, "HELO %s", S.myhostname);
+		code = conn_command(c, false, "HELO %s", S.myhostname);
 	if (code < 0) {
-		*out = lost(c, "performing the EHLO handshake");
+		*out = conn_lost(c, "performing the EHLO handshake");
 		return -1;
 	}
 	if (code / 100 != 2) {
 		char dsn[16];
 
-		reply_dsn(c, dsn, sizeof(dsn));
-		*out = next_host(c, code, dsn, "host %s refused to talk to me: %s", c->hostaddr,
-				 c->reply);
-		quit(c);
+		conn_reply_dsn(c, dsn, sizeof(dsn));
+		*out = conn_next_host(c, code, dsn, "host %s refused to talk to me: %s",
+				      c->hostaddr, c->reply);
 		return -1;
 	}
 	return 0;
 }
 
 /* STARTTLS when offered (or required). 0, or -1 with the outcome in *out. */
-static int start_tls(struct conv *c, enum smtp_outcome *out)
+static int start_tls(struct smtp_conn *c, enum smtp_outcome *out)
 {
 	char err[256];
 	bool required = S.tls_level >= SMTP_TLS_ENCRYPT;
@@ -275,29 +326,28 @@ static int start_tls(struct conv *c, enum smtp_outcome *out)
 	if (!c->ext_starttls) {
 		if (!required)
 			return 0;
-		*out = next_host(c, 451, "4.7.4", "TLS is required, but was not offered by host "
-				 "%s", c->hostaddr);
-		quit(c);
+		*out = conn_next_host(c, 451, "4.7.4", "TLS is required, but was not offered by "
+				      "host %s", c->hostaddr);
 		return -1;
 	}
-	int code = command(c, false, "STARTTLS");
+	int code = conn_command(c, false, "STARTTLS");
 
 	if (code < 0) {
-		*out = lost(c, "sending STARTTLS");
+		*out = conn_lost(c, "sending STARTTLS");
 		return -1;
 	}
 	if (code != 220) {
 		if (!required)
 			return 0;
-		*out = next_host(c, 451, "4.7.4", "TLS is required, but host %s refused to start "
-				 "TLS: %s", c->hostaddr, c->reply);
-		quit(c);
+		*out = conn_next_host(c, 451, "4.7.4", "TLS is required, but host %s refused to "
+				      "start TLS: %s", c->hostaddr, c->reply);
 		return -1;
 	}
 	if (stream_starttls_client(c->st, S.tls_ctx, c->host) < 0) {
+		c->broken = true;
 		tls_error_string(err, sizeof(err));
-		*out = next_host(c, 451, "4.7.5", "TLS handshake with %s failed: %s", c->hostaddr,
-				 err[0] ? err : "connection lost");
+		*out = conn_next_host(c, 451, "4.7.5", "TLS handshake with %s failed: %s",
+				      c->hostaddr, err[0] ? err : "connection lost");
 		return -1;
 	}
 	c->tls = true;
@@ -305,204 +355,144 @@ static int start_tls(struct conv *c, enum smtp_outcome *out)
 	return hello(c, out);
 }
 
-/* What the message needs that the server lacks: true with everybody settled. */
-static bool content_refused(struct conv *c)
-{
-	const struct deliver_request *r = c->r;
-	char text[DELIVER_TEXT_MAX];
-
-	if (r->body == DELIVER_BODY_BINARYMIME || (r->body == DELIVER_BODY_8BITMIME &&
-						   !c->ext_8bit)) {
-		(void)str_fmt(text, sizeof(text), "host %s does not support %s and the message "
-			       "content is 8-bit (no downgrade)", c->hostaddr,
-			       r->body == DELIVER_BODY_BINARYMIME ? "BINARYMIME over BDAT" :
-			       "8BITMIME");
-		settle_open(c, false, 554, "5.6.3", text);
-	} else if (r->smtputf8 && !c->ext_utf8) {
-		(void)str_fmt(text, sizeof(text), "host %s does not support SMTPUTF8, which the "
-			       "message requires", c->hostaddr);
-		settle_open(c, false, 554, "5.6.7", text);
-	} else if (c->ext_size && c->max_size > 0 && r->msg_len > c->max_size) {
-		(void)str_fmt(text, sizeof(text), "message size %llu exceeds size limit %llu of "
-			       "server %s", (unsigned long long)r->msg_len,
-			       (unsigned long long)c->max_size, c->hostaddr);
-		settle_open(c, false, 552, "5.3.4", text);
-	} else {
-		return false;
-	}
-	return true;
-}
-
-static int mail_from(struct conv *c)
-{
-	const struct deliver_request *r = c->r;
-	char size[40] = "";
-
-	if (c->ext_size)
-		(void)str_fmt(size, sizeof(size), " SIZE=%llu", (unsigned long long)r->msg_len);
-	return command(c, false, "MAIL FROM:<%s>%s%s%s", r->sender, size,
-		       r->body == DELIVER_BODY_8BITMIME ? " BODY=8BITMIME" : "",
-		       r->smtputf8 && c->ext_utf8 ? " SMTPUTF8" : "");
-}
-
-/* RCPT TO for each open recipient; the number accepted, or -1 (lost). */
-static int rcpt_to(struct conv *c)
-{
-	int accepted = 0;
-
-	for (size_t i = 0; i < c->r->nrcpt; i++) {
-		struct deliver_rcpt *rc = &c->r->rcpt[i];
-		int code;
-
-		if (rc->code != 0)
-			continue;
-		code = command(c, false, "RCPT TO:<%s>", rc->rcpt);
-		if (code < 0)
-			return -1;
-		if (code / 100 == 2) {
-			c->accepted[i] = true;
-			accepted++;
-		} else {
-			char text[DELIVER_TEXT_MAX], dsn[16];
-
-			reply_dsn(c, dsn, sizeof(dsn));
-			(void)str_fmt(text, sizeof(text), "host %s said: %s (in reply to RCPT TO "
-				       "command)", c->hostaddr, c->reply);
-			settle(c, rc, code, dsn, text);
-		}
-	}
-	return accepted;
-}
-
-/* The message from the queue file, dot-stuffed, then the final dot. 0, -1 on a write
- * error (connection lost), -2 on a read error (the queue file). */
-static int send_body(struct conv *c)
-{
-	static char chunk[BODY_CHUNK];
-	const struct deliver_request *r = c->r;
-	bool line_start = true;
-	char last = '\n';
-
-	for (uint64_t done = 0; done < r->msg_len;) {
-		size_t want = r->msg_len - done < BODY_CHUNK ? (size_t)(r->msg_len - done) :
-			      BODY_CHUNK;
-		ssize_t n = pread(r->fd, chunk, want, r->msg_off + (off_t)done);
-		size_t from = 0;
-
-		if (n <= 0)
-			return -2;
-		for (size_t i = 0; i < (size_t)n; i++) {
-			if (line_start && chunk[i] == '.') {
-				if (stream_write(c->st, chunk + from, i - from) < 0 ||
-				    stream_write(c->st, ".", 1) < 0)
-					return -1;
-				from = i;
-			}
-			line_start = chunk[i] == '\n';
-		}
-		if (stream_write(c->st, chunk + from, (size_t)n - from) < 0)
-			return -1;
-		last = chunk[n - 1];
-		done += (uint64_t)n;
-	}
-	if (last != '\n' && stream_write(c->st, "\r\n", 2) < 0)
-		return -1;
-	return stream_puts(c->st, ".\r\n") < 0 || stream_flush(c->st) < 0 ? -1 : 0;
-}
-
-/* DATA and the message, for the accepted recipients. */
-static enum smtp_outcome data(struct conv *c)
-{
-	int code = command(c, false, "DATA"), rc;
-
-	if (code < 0)
-		return lost(c, "sending DATA command");
-	if (code != 354) {
-		settle_said(c, true, "DATA command");
-		quit(c);
-		return SMTP_DONE;
-	}
-	rc = send_body(c);
-	if (rc == -2) {
-		msg_warn("%s: cannot read the queue file: %m", c->r->qid);
-		settle_open(c, true, 451, "4.3.0", "cannot read the queue file; deferred");
-		return SMTP_DONE;	/* no final dot sent: the server discards the message */
-	}
-	stream_set_timeout(c->st, SMTP_DATA_TIMEOUT_MS);
-	if (rc < 0 || read_reply(c, false) < 0) {
-		char text[DELIVER_TEXT_MAX];
-
-		(void)str_fmt(text, sizeof(text), "lost connection with %s while sending "
-			       "end of data -- message may be sent more than once", c->hostaddr);
-		settle_open(c, true, 451, "4.4.2", text);
-		return SMTP_DONE;
-	}
-	stream_set_timeout(c->st, SMTP_CMD_TIMEOUT_MS);
-	if (c->code / 100 == 2) {
-		char dsn[16];
-
-		reply_dsn(c, dsn, sizeof(dsn));
-		settle_open(c, true, c->code, dsn, c->reply);
-	} else {
-		settle_said(c, true, "end of DATA command");
-	}
-	quit(c);
-	return SMTP_DONE;
-}
-
-/* From the greeting to QUIT. */
-static enum smtp_outcome converse(struct conv *c)
+/* From the greeting to the end of the transaction. */
+static enum smtp_outcome converse(struct smtp_conn *c, const struct smtp_dest *d)
 {
 	enum smtp_outcome out;
-	int code = read_reply(c, false), accepted;
+	int code = conn_read_reply(c, false);
 
 	if (code < 0)
-		return lost(c, "receiving the initial server greeting");
+		return conn_lost(c, "receiving the initial server greeting");
 	if (code != 220) {
 		char dsn[16];
 
-		reply_dsn(c, dsn, sizeof(dsn));
-		out = next_host(c, code >= 400 ? code : 421, dsn, "host %s refused to talk "
-				"to me: %s", c->hostaddr, c->reply);
-		quit(c);
-		return out;
+		conn_reply_dsn(c, dsn, sizeof(dsn));
+		return conn_next_host(c, code >= 400 ? code : 421, dsn, "host %s refused to talk "
+				      "to me: %s", c->hostaddr, c->reply);
 	}
 	if (hello(c, &out) < 0 || start_tls(c, &out) < 0)
 		return out;
+	if (d->cred != NULL && sasl_authenticate(c, d->cred, &out) < 0)
+		return out;
 	c->r->conn_ms = wall_ms() - c->r->received;
-	if (content_refused(c)) {
-		quit(c);
-		return SMTP_DONE;
-	}
-	code = mail_from(c);
-	if (code < 0)
-		return lost(c, "sending MAIL FROM");
-	if (code / 100 != 2) {
-		settle_said(c, false, "MAIL FROM command");
-		quit(c);
-		return SMTP_DONE;
-	}
-	accepted = rcpt_to(c);
-	if (accepted < 0)
-		return lost(c, "sending RCPT TO");
-	if (accepted == 0) {
-		quit(c);
-		return SMTP_DONE;
-	}
-	return data(c);
+	return mail_transaction(c);
 }
 
-enum smtp_outcome client_deliver(struct deliver_request *r, const char *host,
-				 const struct inet_addr *addr, struct smtp_failure *fail)
+/* ---- the cache -------------------------------------------------------------------------- */
+
+static struct smtp_conn *cached;	/* at most one: a pool process serves one qmgr link */
+static uint64_t cache_timer;
+
+static void conn_free(struct smtp_conn *c)
 {
-	struct conv *c = xcalloc(1, sizeof(*c));
+	stream_free(c->st);
+	free(c);
+}
+
+/* Take the cached connection out of the loop; NULL if there is none. */
+static struct smtp_conn *cache_take(void)
+{
+	struct smtp_conn *c = cached;
+
+	if (c == NULL)
+		return NULL;
+	cached = NULL;
+	if (cache_timer != 0)
+		ev_timer_cancel(S.loop, cache_timer);
+	cache_timer = 0;
+	ev_fd_del(S.loop, stream_fd(c->st));
+	return c;
+}
+
+void client_cache_close(void)
+{
+	struct smtp_conn *c = cache_take();
+
+	if (c == NULL)
+		return;
+	stream_set_timeout(c->st, SMTP_CLOSE_TIMEOUT_MS);
+	conn_quit(c);
+	conn_free(c);
+}
+
+static void cache_expired(struct ev_loop *loop, void *arg)
+{
+	(void)loop, (void)arg;
+	cache_timer = 0;
+	client_cache_close();
+}
+
+/* The server spoke (a 421 before it times us out) or closed: the connection is done. */
+static void cache_readable(struct ev_loop *loop, int fd, int revents, void *arg)
+{
+	struct smtp_conn *c = cache_take();
+
+	(void)loop, (void)fd, (void)revents, (void)arg;
+	if (c != NULL)
+		conn_free(c);
+}
+
+/* After a conversation: park a clean connection for the next request, else end it. */
+static void conn_finish(struct smtp_conn *c)
+{
+	if (c->reusable && !c->broken && S.cache_time_ms > 0 && S.loop != NULL &&
+	    !server_stopping() && stream_pending(c->st) == 0) {
+		client_cache_close();	/* there is none: deliver_request let it go already */
+		if (ev_fd_add(S.loop, stream_fd(c->st), POLLIN, cache_readable, NULL) == 0) {
+			cached = c;
+			cache_timer = ev_timer_add(S.loop, S.cache_time_ms, cache_expired, NULL);
+			return;
+		}
+	}
+	conn_quit(c);
+	conn_free(c);
+}
+
+enum smtp_outcome client_reuse(struct deliver_request *r, const struct smtp_dest *d,
+			       struct smtp_failure *fail)
+{
+	struct smtp_conn *c;
+	enum smtp_outcome out;
+	int code;
+
+	if (cached == NULL)
+		return SMTP_NEXT;
+	if (strcmp(cached->dest, d->key) != 0) {
+		client_cache_close();
+		return SMTP_NEXT;
+	}
+	c = cache_take();
+	c->r = r;
+	c->fail = fail;
+	c->reusable = false;
+	stream_set_timeout(c->st, SMTP_RSET_TIMEOUT_MS);
+	code = conn_command(c, false, "RSET");
+	stream_set_timeout(c->st, SMTP_CMD_TIMEOUT_MS);
+	if (code / 100 != 2) {	/* gone or confused: quietly take a new connection */
+		if (code >= 0)
+			conn_quit(c);
+		conn_free(c);
+		return SMTP_NEXT;
+	}
+	r->conn_ms = wall_ms() - r->received;
+	out = mail_transaction(c);
+	conn_finish(c);
+	return out;
+}
+
+enum smtp_outcome client_deliver(struct deliver_request *r, const struct smtp_dest *d,
+				 const char *host, const struct inet_addr *addr,
+				 struct smtp_failure *fail)
+{
+	struct smtp_conn *c = xcalloc(1, sizeof(*c));
 	char ip[64], port[80];
 	enum smtp_outcome out;
 	int fd;
 
 	c->r = r;
 	c->fail = fail;
-	c->host = host;
+	(void)str_copy(c->host, sizeof(c->host), host);
+	(void)str_copy(c->dest, sizeof(c->dest), d->key);
 	inet_format_host((const struct sockaddr *)&addr->ss, ip, sizeof(ip));
 	inet_format((const struct sockaddr *)&addr->ss, port, sizeof(port));
 	(void)str_fmt(c->hostaddr, sizeof(c->hostaddr), "%s[%s]", host, ip);
@@ -512,13 +502,14 @@ enum smtp_outcome client_deliver(struct deliver_request *r, const char *host,
 	if (fd < 0) {
 		int err = errno;
 
-		out = next_host(c, 451, err == ETIMEDOUT ? "4.4.2" : "4.4.1", "connect to %s: %s",
-				c->relay, err == ETIMEDOUT ? "Connection timed out" : strerror(err));
-	} else {
-		c->st = stream_new(fd, SMTP_LINE_MAX, SMTP_CMD_TIMEOUT_MS);
-		out = converse(c);
-		stream_free(c->st);
+		out = conn_next_host(c, 451, err == ETIMEDOUT ? "4.4.2" : "4.4.1",
+				     "connect to %s: %s", c->relay,
+				     err == ETIMEDOUT ? "Connection timed out" : strerror(err));
+		free(c);
+		return out;
 	}
-	free(c);
+	c->st = stream_new(fd, SMTP_LINE_MAX, SMTP_CMD_TIMEOUT_MS);
+	out = converse(c, d);
+	conn_finish(c);
 	return out;
 }

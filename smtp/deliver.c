@@ -1,10 +1,15 @@
 /*
- * deliver.c: one DELIVER request for postern-smtp. qmgr groups recipients by domain, so a
- * request has one destination: the relayhost when one is set, else the domain's mail
- * exchangers (lib/mxlookup.h). Hosts are tried in order, each host's addresses in turn,
- * until one conversation settles every recipient; when none does, everybody still open is
- * deferred with the last host's reason (Postfix's wording, so logs and bounces read alike).
+ * deliver.c: one DELIVER request for postern-smtp. The destination is the request's
+ * nexthop when qmgr gives one (a transport_map override), else the relayhost when one is
+ * set, else the recipients' domain (qmgr groups recipients by domain; by MX they must share
+ * one). "[host]:port" means that host's addresses, no MX lookup; "host:port", "host" or a
+ * domain means its mail exchangers (lib/mxlookup.h). A connection still open from the
+ * previous request to the same destination is tried first (client.c); then the hosts in
+ * order, each host's addresses in turn, until one conversation settles every recipient;
+ * when none does, everybody still open is deferred with the last host's reason (Postfix's
+ * wording, so logs and bounces read alike).
  */
+#include <ctype.h>
 #include <string.h>
 #include <strings.h>
 
@@ -44,19 +49,60 @@ static void settle_rest(struct deliver_request *r, int code, const char *dsn, co
 	}
 }
 
-/* Where the mail goes; false with every recipient settled when it cannot be found. */
-static bool lookup(const char *domain, struct mx_result *mx, struct deliver_request *r)
+/* Where the request goes and with which credential. False when it cannot go anywhere:
+ * recipients of several domains by MX (r->nrcpt set to 0: a malformed request), or
+ * credentials that may be needed but cannot be read (everybody deferred). */
+static bool destination(struct deliver_request *r, struct smtp_dest *d)
 {
+	memset(d, 0, sizeof(*d));
+	d->via = r->nexthop[0] != '\0' ? r->nexthop : S.relayhost;
+	if (d->via[0] == '\0') {
+		const char *dom = domain_of(r->rcpt[0].rcpt);
+		size_t n;
+
+		if (!one_domain(r)) {
+			msg_warn("%s: request with recipients of more than one domain", r->qid);
+			r->nrcpt = 0;
+			return false;
+		}
+		(void)str_fmt(d->key, sizeof(d->key), "mx:%s", dom);
+		for (n = 3; d->key[n] != '\0'; n++)
+			d->key[n] = (char)tolower((unsigned char)d->key[n]);
+		return true;
+	}
+	(void)str_fmt(d->key, sizeof(d->key), "via:%s", d->via);
+	if (sasl_lookup(d->via, &d->cred) == SASL_UNUSABLE) {
+		char text[DELIVER_TEXT_MAX];
+
+		(void)str_fmt(text, sizeof(text), "smtp_sasl_password_file %s cannot be used (see "
+			       "the warning in the log): delivery to %s deferred", sasl_path(),
+			       d->via);
+		settle_rest(r, 451, "4.3.5", text, "none");
+		return false;
+	}
+	return true;
+}
+
+/* Where the mail goes; false with every recipient settled when it cannot be found. */
+static bool lookup(const struct smtp_dest *d, struct mx_result *mx, struct deliver_request *r)
+{
+	const char *domain = domain_of(r->rcpt[0].rcpt);
 	char err[512];
 	enum mx_status st;
 
-	if (S.relayhost[0] != '\0') {
+	if (d->via[0] != '\0') {
 		struct mx_relayhost rh;
 
-		if (mx_parse_relayhost(S.relayhost, &rh, err, sizeof(err)) < 0)
-			st = MX_TEMPFAIL;	/* checked at start-up; cannot happen */
-		else
-			st = mx_lookup_relayhost(&rh, mx, err, sizeof(err));
+		if (mx_parse_relayhost(d->via, &rh, err, sizeof(err)) < 0) {
+			char text[DELIVER_TEXT_MAX];
+
+			msg_warn("%s: bad nexthop \"%s\": %s", r->qid, d->via, err);
+			(void)str_fmt(text, sizeof(text), "bad nexthop \"%s\" (want [host]:port, "
+				       "host:port, host or a domain)", d->via);
+			settle_rest(r, 451, "4.3.5", text, "none");
+			return false;
+		}
+		st = mx_lookup_relayhost(&rh, mx, err, sizeof(err));
 	} else if (domain[0] == '\0') {
 		(void)str_copy(err, sizeof(err), "recipient address has no domain");
 		st = MX_NOTFOUND;
@@ -95,19 +141,21 @@ void deliver_request(struct deliver_request *r)
 	struct smtp_failure fail = { .code = 451, .dsn = "4.4.1",
 				     .text = "no mail exchanger could be reached",
 				     .relay = "none" };
+	struct smtp_dest d;
 
-	if (!one_domain(r)) {
-		msg_warn("%s: request with recipients of more than one domain", r->qid);
-		r->nrcpt = 0;
+	if (!destination(r, &d)) {
+		client_cache_close();
 		return;
 	}
+	if (client_reuse(r, &d, &fail) == SMTP_DONE && all_settled(r))
+		return;
 	memset(&mx, 0, sizeof(mx));
-	if (!lookup(domain_of(r->rcpt[0].rcpt), &mx, r))
+	if (!lookup(&d, &mx, r))
 		return;
 	for (size_t h = 0; h < mx.nhosts && !all_settled(r); h++)
 		for (size_t a = 0; a < mx.hosts[h].naddrs && !all_settled(r); a++)
-			if (client_deliver(r, mx.hosts[h].name, &mx.hosts[h].addrs[a], &fail) ==
-			    SMTP_DONE)
+			if (client_deliver(r, &d, mx.hosts[h].name, &mx.hosts[h].addrs[a],
+					   &fail) == SMTP_DONE)
 				break;
 	settle_rest(r, fail.code, fail.dsn, fail.text, fail.relay);
 }

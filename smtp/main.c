@@ -1,22 +1,29 @@
 /*
  * postern-smtp: the outbound SMTP delivery agent (issue 5; Postfix's smtp(8)). qmgr hands it
  * a queue file open read-only, where the message lies in it, and up to DELIVER_MAX_RCPT
- * recipients of one domain (lib/deliverproto.h); it finds the domain's mail exchangers (or
- * the relayhost), speaks ESMTP to them in turn and answers one result per recipient.
- * Table of contents:
+ * recipients of one destination (lib/deliverproto.h); it finds the destination's mail
+ * exchangers (or the relayhost, or the request's nexthop), speaks ESMTP to them in turn and
+ * answers one result per recipient. Table of contents:
  *
- *   main.c     start-up, the socket (peer check, the request, the reply), the event loop
- *   deliver.c  one request: same-domain check, MX or relayhost lookup, hosts and addresses
- *              in order, what to report when none could take the message
- *   client.c   one SMTP conversation: greeting, EHLO/HELO, STARTTLS, MAIL (SIZE, BODY,
- *              SMTPUTF8), RCPT per recipient, DATA with dot-stuffing from the queue file
+ *   main.c     start-up, the socket (peer check, the request, the reply)
+ *   deliver.c  one request: destination (nexthop, relayhost or the recipients' domain), MX
+ *              or relayhost lookup, the cached connection, hosts and addresses in order,
+ *              what to report when none could take the message
+ *   client.c   one SMTP connection: greeting, EHLO/HELO, STARTTLS, AUTH, QUIT; the
+ *              connection cache (RSET and reuse for the next request to the destination)
+ *   mail.c     one mail transaction: MAIL (SIZE, BODY, SMTPUTF8), RCPT per recipient, DATA
+ *              with dot-stuffing from the queue file; pipelined when the server offers it
+ *   sasl.c     smtp_sasl_password_file and AUTH PLAIN/LOGIN to relayhosts and nexthops
  *   log.c      smtp-specific log lines (lib/deliverreq.c writes the delivery lines)
  *
- * Start-up (as root, pre_drop): resolve the allow-list (root and queue_owner) and build the
- * TLS client context while the system CA store is still reachable. Then master's skeleton
- * chroots into the spool (the resolver reads its etc/resolv.conf) and drops to mail_owner.
- * Requests are served one at a time in the loop: master runs this as a single daemon for
- * now, and qmgr's concurrency limit decides how many requests it sends.
+ * Start-up (as root, pre_drop): resolve the allow-list (root and queue_owner), build the TLS
+ * client context while the system CA store is still reachable and read the SASL password
+ * file. Then master's skeleton chroots into the spool (the resolver reads its
+ * etc/resolv.conf) and drops to mail_owner; the settings are loaded (post_drop).
+ * postern-smtp is a pool on its private socket (smtp_agent_process_limit processes): each
+ * process serves one qmgr connection, requests one after another, so qmgr's number of
+ * connections is the delivery concurrency. Between two requests the last SMTP connection
+ * may stay open for smtp_connection_cache_time (client.c).
  */
 #include <string.h>
 
@@ -47,6 +54,7 @@ static void pre_drop(struct server *srv)
 	char err[512];
 
 	deliver_allow_init(srv, &S.allow);
+	sasl_load(conf_str(srv->cfg, "smtp_sasl_password_file"), srv->dev_mode);
 	S.tls_level = tls_level(conf_str(srv->cfg, "smtp_tls_security_level"));
 	if (S.tls_level == SMTP_TLS_NONE)
 		return;
@@ -82,6 +90,8 @@ static void load_settings(struct server *srv)
 	S.myhostname = conf_str(srv->cfg, "myhostname");
 	S.relayhost = conf_str(srv->cfg, "relayhost");
 	S.connect_timeout_ms = (int)conf_time_ms(srv->cfg, "smtp_connect_timeout");
+	S.cache_time_ms = conf_time_ms(srv->cfg, "smtp_connection_cache_time");
+	S.sasl_tls_only = conf_bool(srv->cfg, "smtp_sasl_tls_only");
 	set_override(srv);
 	if (S.relayhost[0] != '\0') {
 		struct mx_relayhost rh;
@@ -103,6 +113,7 @@ static void handle_deliver(struct ipc_peer *p, struct ipc_msg *m)
 		(void)ipc_peer_reply(p, m, IPC_PERMFAIL, bad);
 		return;
 	}
+	S.loop = ipc_server_loop(p->srv);	/* where a kept connection waits */
 	deliver_request(&r);
 	if (r.nrcpt == 0) {	/* deliver_request refused it: recipients of several domains */
 		(void)ipc_peer_reply(p, m, IPC_PERMFAIL, "recipients of more than one domain");
@@ -124,28 +135,40 @@ static void handle_request(struct ipc_peer *p, struct ipc_msg *m)
 	ipc_close_fds(m);	/* the queue file is only read during the request */
 }
 
+/* qmgr went away (or master asked us to stop): no request can reuse the connection. */
+static void handle_closed(struct ipc_peer *p)
+{
+	(void)p;
+	client_cache_close();
+}
+
 static const struct ipc_server_ops conn_ops = {
 	.request = handle_request,
+	.closed = handle_closed,
 	.max_fds = 1,
 };
 
-static int run(struct server *srv)
+static void post_drop(struct server *srv)
 {
 	load_settings(srv);
-	S.loop = ev_new();
-	S.srv = deliver_serve(srv, S.loop, SMTP_MAX_CLIENTS, &conn_ops);
 	msg_info("ready: relayhost=%s, tls=%s", S.relayhost[0] ? S.relayhost : "(none)",
 		 conf_str(srv->cfg, "smtp_tls_security_level"));
-	ev_run(S.loop);
-	return 0;
+}
+
+static void serve(struct server *srv, int fd, int listener, const struct sockaddr *peer,
+		  socklen_t peerlen)
+{
+	(void)srv, (void)listener, (void)peer, (void)peerlen;
+	deliver_pool_serve(fd, &conn_ops);
 }
 
 int main(int argc, char **argv)
 {
 	static const struct server_hooks hooks = {
 		.pre_drop = pre_drop,
-		.run = run,
+		.post_drop = post_drop,
+		.serve = serve,
 	};
 
-	server_main(argc, argv, SERVER_SINGLE_MODE, &hooks);
+	server_main(argc, argv, SERVER_POOL_MODE, &hooks);
 }
