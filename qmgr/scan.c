@@ -26,9 +26,9 @@ int qdir_path(const char *qid, char *out, size_t outlen)
 {
 	char sub[QF_SUBDIR_SIZE];
 
-	if (qid_subdir(qid, sub, sizeof(sub)) < 0)
+	if (qid_subdir(qid, sub, sizeof(sub)) < 0 || str_fmt(out, outlen, "%s/%s", sub, qid) < 0)
 		return -1;
-	return str_fmt(out, outlen, "%s/%s", sub, qid);
+	return 0;
 }
 
 bool qdir_exists(enum qdir d, const char *qid)

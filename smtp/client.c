@@ -505,6 +505,8 @@ enum smtp_outcome client_deliver(struct deliver_request *r, const struct smtp_de
 		out = conn_next_host(c, 451, err == ETIMEDOUT ? "4.4.2" : "4.4.1",
 				     "connect to %s: %s", c->relay,
 				     err == ETIMEDOUT ? "Connection timed out" : strerror(err));
+		/* as Postfix: no session, so the delivery line says relay=none */
+		(void)str_copy(c->fail->relay, sizeof(c->fail->relay), "none");
 		free(c);
 		return out;
 	}
