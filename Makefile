@@ -63,6 +63,7 @@ $(eval $(call prog,anvil,postern-anvil))
 $(eval $(call prog,smtpd,postern-smtpd))
 $(eval $(call prog,virtual,postern-virtual))
 $(eval $(call prog,smtp,postern-smtp))
+$(eval $(call prog,local,postern-local))
 $(eval $(call prog,qmgr,postern-qmgr))
 $(eval $(call prog,tests/testd,postern-testd))
 
