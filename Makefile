@@ -153,6 +153,13 @@ bench-authd: $(PROGS) $(AUTHD_BENCH)
 bench-smtp: all
 	POSTERN_BUILD=$(CURDIR)/$(BUILD) ./bench/smtp-accept.sh
 
+# ---- end-to-end delivery benchmark (issue 5) ----------------------------------------------
+# smtp-source in, Maildir new/ out: Postern against Postfix's virtual(8), same MariaDB; see
+# bench/deliver.sh (env MESSAGES, SIZE, SESSIONS, TIMEOUT, ONLY=postfix|postern).
+.PHONY: bench-deliver
+bench-deliver: all
+	POSTERN_BUILD=$(CURDIR)/$(BUILD) ./bench/deliver.sh
+
 # ---- fuzzing (clang + libFuzzer) ---------------------------------------------------------
 # One libFuzzer target per untrusted-input parser. `make fuzz` builds them all, `make fuzz-NAME`
 # one; `make fuzz-run` runs each for $(FUZZ_TIME) s on its seeds in tests/fuzz/corpus_NAME/
