@@ -156,15 +156,14 @@ const struct conf_param conf_params[] = {
 	  "how often the queue daemon looks into maildrop/ besides its notifications" },
 
 	/* virtual delivery agent (issue 5) */
-	{ "virtual_enable", CONF_BOOL, "no", 0, 0,
-	  "run the virtual delivery agent (turned on by default once qmgr exists to feed it)" },
+	{ "virtual_enable", CONF_BOOL, "yes", 0, 0, "run the virtual delivery agent" },
 	{ "virtual_overquota_temporary", CONF_BOOL, "no", 0, 0,
 	  "over quota is a temporary failure (452 4.2.2, retried) instead of a bounce (552 5.2.2)" },
 	{ "virtual_plus_folders", CONF_BOOL, "yes", 0, 0,
 	  "deliver user+tag@domain into the Maildir folder .tag when it exists" },
 
 	/* smtp client (issue 5) */
-	{ "smtp_agent_enable", CONF_BOOL, "no", 0, 0,
+	{ "smtp_agent_enable", CONF_BOOL, "yes", 0, 0,
 	  "run the outbound SMTP delivery agent (postern-smtp)" },
 	{ "relayhost", CONF_STR, "", 0, 0,
 	  "send all outbound mail through this host: [host]:port (no MX lookup) or host[:port]" },
@@ -185,7 +184,7 @@ const struct conf_param conf_params[] = {
 	  "how long an idle outbound connection is kept for the next message to its destination" },
 
 	/* local delivery agent (issue 5) */
-	{ "local_enable", CONF_BOOL, "no", 0, 0,
+	{ "local_enable", CONF_BOOL, "yes", 0, 0,
 	  "run the local delivery agent (system users, aliases_file)" },
 	{ "local_process_limit", CONF_INT, "20", 1, 100000,
 	  "most local delivery processes (qmgr's concurrency for local)" },
@@ -199,7 +198,8 @@ const struct conf_param conf_params[] = {
 	  "how long a |command delivery may run" },
 
 	/* qmgr (issue 5) */
-	{ "qmgr_enable", CONF_BOOL, "no", 0, 0, "run the queue manager (delivery)" },
+	{ "qmgr_enable", CONF_BOOL, "yes", 0, 0,
+	  "run the queue manager (no: mail is queued but not delivered)" },
 	{ "transport_map", CONF_LIST, "", 0, 0,
 	  "per-domain transport: domain=virtual|local|smtp[:nexthop] items (.domain: subdomains)" },
 	{ "default_destination_concurrency_limit", CONF_INT, "20", 1, 1000,

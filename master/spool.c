@@ -8,6 +8,7 @@
  *     etc/                     root          0755   resolv.conf hosts services localtime ...
  *     empty/                   root          0555   chroot of the login processes
  *     queue/{tmp,incoming,active,deferred,hold,corrupt,defer}   queue_owner 0700
+ *       incoming/X/Y/          queue_owner   0700   the 256 hashed subdirectories
  *     maildrop/                queue_owner:setgid_group 1730 (write-only drop box)
  */
 #include <errno.h>
@@ -86,6 +87,25 @@ static void lookup_or_die(const struct config *cfg, const char *param, uid_t *ui
 			  param);
 }
 
+/* incoming/X/Y for the 16 x 16 hex digits, before any daemon starts: the queue daemon
+ * writes into them and qmgr watches them from its first moment (inotify). */
+static void make_hashed_subdirs(const char *dir, uid_t uid, gid_t gid, bool dev)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	char path[4200];
+
+	for (int i = 0; i < 16; i++) {
+		if (str_fmt(path, sizeof(path), "%s/%c", dir, hex[i]) < 0)
+			msg_fatal("path too long: %s", dir);
+		ensure_dir(path, uid, gid, 0700, dev);
+		for (int j = 0; j < 16; j++) {
+			if (str_fmt(path, sizeof(path), "%s/%c/%c", dir, hex[i], hex[j]) < 0)
+				msg_fatal("path too long: %s", dir);
+			ensure_dir(path, uid, gid, 0700, dev);
+		}
+	}
+}
+
 void spool_prepare(const struct config *cfg, bool dev)
 {
 	const char *spool = conf_str(cfg, "spool_directory");
@@ -117,6 +137,8 @@ void spool_prepare(const struct config *cfg, bool dev)
 		path_join(sub, sizeof(sub), path, queue_dirs[i]);
 		ensure_dir(sub, quid, qgid, 0700, dev);
 	}
+	path_join(sub, sizeof(sub), path, "incoming");
+	make_hashed_subdirs(sub, quid, qgid, dev);
 	path_join(path, sizeof(path), spool, "maildrop");
 	ensure_dir(path, quid, drop_gid, 01730, dev);
 }

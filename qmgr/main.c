@@ -26,7 +26,6 @@
 
 #include "authproto.h"
 #include "log.h"
-#include "privsep.h"
 #include "qmgr.h"
 #include "server.h"
 #include "util.h"
@@ -55,23 +54,14 @@ static void pre_drop(struct server *srv)
 {
 	const char *spool = conf_str(srv->cfg, "spool_directory");
 	const char *const root[] = { "root", NULL };
-	uid_t uid = 0;
-	gid_t gid = 0;
 
 	G.cfg = srv->cfg;
 	if (ipc_allow_init(&G.control_allow, root) < 0)
 		msg_fatal("cannot resolve root");
 	if (srv->dev_mode && G.control_allow.n < IPC_MAX_ALLOW)
 		G.control_allow.uid[G.control_allow.n++] = geteuid();
-	if (!srv->dev_mode &&
-	    privsep_lookup_user(conf_str(srv->cfg, "queue_owner"), &uid, &gid) < 0)
-		msg_fatal("queue_owner %s is not a known user", conf_str(srv->cfg, "queue_owner"));
-	if (srv->dev_mode) {
-		uid = geteuid();
-		gid = getegid();
-	}
 	open_directories(spool);
-	scan_init(spool, uid, gid);
+	scan_init(spool);
 }
 
 static void load_settings(struct server *srv)

@@ -130,7 +130,7 @@ struct qmgr {
 extern struct qmgr G;
 
 /* scan.c: finding work in the queue directories. */
-void scan_init(const char *spool, uid_t uid, gid_t gid);	/* inotify on incoming/ (as root, before chroot) */
+void scan_init(const char *spool);	/* inotify on incoming/ (as root, before chroot) */
 void scan_watch(void);			/* ... then in the event loop */
 void scan_startup(void);		/* active/ left by a previous run, then incoming/ */
 void scan_incoming(void);

@@ -106,8 +106,16 @@ static void take_incoming(enum qdir d, const char *qid, int sub, void *arg)
 		G.incoming_backlog = true;
 		return;
 	}
-	if (msg_find(qid) == NULL)
+	if (msg_find(qid) == NULL) {
 		msg_take_incoming(qid);
+	} else {
+		char path[64];
+
+		/* the unexpanded original of a message already in active/: a leftover of a
+		 * crash between the expanded copy's rename and this unlink (qmgr.h) */
+		if (qdir_path(qid, path, sizeof(path)) == 0)
+			(void)unlinkat(G.dfd[D_INCOMING], path, 0);
+	}
 }
 
 void scan_incoming(void)
@@ -201,7 +209,7 @@ static void on_inotify(struct ev_loop *loop, int fd, int revents, void *arg)
 	dispatch_run();
 }
 
-void scan_init(const char *spool, uid_t uid, gid_t gid)
+void scan_init(const char *spool)
 {
 	char path[4096];
 
@@ -209,19 +217,10 @@ void scan_init(const char *spool, uid_t uid, gid_t gid)
 	if (G.inotify_fd < 0)
 		msg_fatal("inotify_init: %m");
 	for (int i = 0; i < 256; i++) {
-		size_t len;
-
+		/* master made them (with their owner) before starting anyone */
 		if (str_fmt(path, sizeof(path), "%s/queue/incoming/%c/%c", spool, hex[i >> 4],
 			    hex[i & 15]) < 0)
 			msg_fatal("spool_directory is too long");
-		/* the queue daemon may not have made them yet: make them as it would */
-		len = strlen(path);
-		path[len - 2] = '\0';
-		if (mkdir(path, 0700) == 0 && chown(path, uid, gid) < 0)
-			msg_fatal("chown %s: %m", path);
-		path[len - 2] = '/';
-		if (mkdir(path, 0700) == 0 && chown(path, uid, gid) < 0)
-			msg_fatal("chown %s: %m", path);
 		if (inotify_add_watch(G.inotify_fd, path, IN_MOVED_TO | IN_CLOSE_WRITE) < 0)
 			msg_fatal("inotify watch on %s: %m", path);
 	}

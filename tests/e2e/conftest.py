@@ -405,7 +405,9 @@ def sandbox_tool():
 
 
 def start_sandbox(prefix, sets=()):
-    sb = Sandbox(make_world_dir(prefix), sets)
+    """A sandbox whose queue stays put: most modules inspect queue files, so qmgr is off
+    unless the module asks for delivery with "qmgr_enable=yes" (later settings win)."""
+    sb = Sandbox(make_world_dir(prefix), ["qmgr_enable=no", *sets])
     try:
         sb.start()
     except BaseException:

@@ -47,8 +47,13 @@ EXPECTED = {
     "authd": ("postern-auth", "/"),
     "queue": ("postern-queue", "."),
     "anvil": ("postern", "."),
+    # the delivery agents: pools on private sockets, started when qmgr connects
+    "virtual": ("vmail", "/"),
+    "local": ("root", "/"),
+    "smtp-agent": (POOL_USER, "."),
+    "qmgr": ("postern-queue", "."),
 }
-PRIVILEGED = {"testd-privileged"}
+PRIVILEGED = {"testd-privileged", "local"}
 SINGLE = ["testd-single", "testd-privileged", "authd", "queue", "anvil"]
 # The SMTP ports are served by postern-smtpd (issue 4), the others still by postern-testd.
 SMTP_SERVICES = ["smtp", "submission", "smtps"]

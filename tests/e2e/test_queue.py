@@ -428,7 +428,7 @@ def fill(path, leave):
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")
 def test_disk_full_is_tempfail():
     sb = Sandbox(make_world_dir("postern-queue-full-"),
-                 ["queue_enable=yes", "message_size_limit=64k", "maildrop_scan_interval=1s"])
+                 ["qmgr_enable=no", "message_size_limit=64k", "maildrop_scan_interval=1s"])
     spool = os.path.join(sb.dir, "spool")
     os.makedirs(spool)
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m,mode=755", "tmpfs", spool],
