@@ -30,6 +30,25 @@ else
 fi
 printf '%s\n' "$PASSWORD" | $ADMIN auth test "$LOGIN" --password-stdin
 
+# Prove the mail path: submission with STARTTLS and AUTH, queue, qmgr, virtual, Maildir.
+MAILDIR="$POSTERN_MAIL_ROOT/$DOMAIN/${LOGIN%@*}/Maildir"
+/usr/bin/python3 - "$POSTERN_SUBMISSION_PORT" "$POSTERN_CA" "$LOGIN" "$PASSWORD" <<'PY'
+import smtplib, ssl, sys
+port, ca, login, password = sys.argv[1:5]
+with smtplib.SMTP("127.0.0.1", int(port), timeout=30) as s:
+    s.starttls(context=ssl.create_default_context(cafile=ca))
+    s.login(login, password)
+    s.sendmail(login, [login], f"From: {login}\r\nTo: {login}\r\nSubject: Welcome to "
+               "Postern\r\n\r\nThis message went through submission, the queue, qmgr and "
+               "the virtual agent.\r\n".encode())
+PY
+for _ in $(seq 50); do
+	DELIVERED=$(ls -t "$MAILDIR/new" 2>/dev/null | head -1)
+	[ -n "$DELIVERED" ] && break
+	sleep 0.1
+done
+echo "test message delivered: $MAILDIR/new/${DELIVERED:-(not yet: see $POSTERN_LOG)}"
+
 # Which program answers the IMAP port? Until the smtpd/imapd issues land it is the built-in
 # test service, and a mail client cannot log in yet; say so instead of pretending.
 BANNER=$(/usr/bin/python3 -c '
@@ -62,8 +81,9 @@ Send a message through submission (STARTTLS + AUTH), as a mail client would:
         --auth PLAIN --auth-user $LOGIN --auth-password $PASSWORD \\
         --from $LOGIN --to $LOGIN
 
-It is queued durably ("250 2.0.0 Ok: queued as ID", see $POSTERN_LOG and
-$POSTERN_SPOOL/queue/incoming/); delivery into the Maildir comes with the qmgr issue.
+It is queued durably ("250 2.0.0 Ok: queued as ID") and delivered at once into
+$POSTERN_MAIL_ROOT/$DOMAIN/${LOGIN%@*}/Maildir/new/ (see $POSTERN_LOG:
+"status=sent (delivered to maildir)"). The queue: $POSTERN_BIN/postern mailq -c $POSTERN_CONF
 EOF
 
 case "$BANNER" in
