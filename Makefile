@@ -65,6 +65,8 @@ $(eval $(call prog,virtual,postern-virtual))
 $(eval $(call prog,smtp,postern-smtp))
 $(eval $(call prog,local,postern-local))
 $(eval $(call prog,qmgr,postern-qmgr))
+$(eval $(call prog,imapd/login,postern-imap-login))
+$(eval $(call prog,imapd/session,postern-imap))
 $(eval $(call prog,tests/testd,postern-testd))
 
 # ---- unit tests: every tests/unit/test_*.c is one program ---------------------------------
@@ -160,6 +162,18 @@ bench-smtp: all
 bench-deliver: all
 	POSTERN_BUILD=$(CURDIR)/$(BUILD) ./bench/deliver.sh
 
+# ---- IMAP benchmark (issue 6) ------------------------------------------------------------
+# Postern against Debian's Dovecot, same MariaDB, same Maildirs; bench/imap-load.c is the
+# client of both (build/bench/imap-load); see bench/imap.sh (env SIZES, LOGIN_CONNS, ONLY...).
+IMAP_LOAD := $(BUILD)/bench/imap-load
+
+$(IMAP_LOAD): $(BUILD)/bench/imap-load.o $(LIBPOSTERN)
+	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+
+.PHONY: bench-imap
+bench-imap: all $(IMAP_LOAD)
+	POSTERN_BUILD=$(CURDIR)/$(BUILD) ./bench/imap.sh
+
 # ---- fuzzing (clang + libFuzzer) ---------------------------------------------------------
 # One libFuzzer target per untrusted-input parser. `make fuzz` builds them all, `make fuzz-NAME`
 # one; `make fuzz-run` runs each for $(FUZZ_TIME) s on its seeds in tests/fuzz/corpus_NAME/
@@ -192,4 +206,6 @@ endef
 $(eval $(call fuzzer,ipc,lib/ipc.c lib/ipc_sock.c))
 $(eval $(call fuzzer,queuefile,lib/queuefile.c lib/queuefile_read.c))
 $(eval $(call fuzzer,smtpcmd,lib/smtpcmd.c))
+$(eval $(call fuzzer,imapcmd,lib/imapcmd.c lib/imapcmd_args.c lib/seqset.c))
 $(eval $(call fuzzer,mxlookup,lib/mxlookup.c,-lresolv))
+$(eval $(call fuzzer,mime,lib/mime.c lib/mime_imap.c lib/mime_section.c lib/mime_decode.c lib/base64.c))

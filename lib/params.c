@@ -221,6 +221,14 @@ const struct conf_param conf_params[] = {
 	{ "bounce_notice_recipient", CONF_STR, "postmaster", 0, 0,
 	  "who gets a bounce that could not be delivered (double bounce)" },
 
+	/* login processes and mail sessions (issue 6) */
+	{ "mail_max_sessions", CONF_INT, "1000", 1, 1000000,
+	  "most IMAP and POP3 sessions master runs at once (beyond it logins fail temporarily)" },
+	{ "imap_allow_plaintext_auth", CONF_BOOL, "no", 0, 0,
+	  "offer LOGIN and AUTHENTICATE on port 143 before STARTTLS (passwords in the clear)" },
+	{ "login_idle_timeout", CONF_TIME, "60s", MS(1), MS(3600),
+	  "how long a login process waits for a command before the user has logged in" },
+
 	{ NULL, CONF_STR, NULL, 0, 0, NULL },
 };
 

@@ -190,6 +190,57 @@ void privsep_drop(const char *user, const char *chroot_dir, const char *keep_cap
 	privsep_harden();
 }
 
+/* No capability in the effective, permitted, inheritable, ambient or bounding set. */
+static void verify_no_caps(void)
+{
+	cap_t now = cap_get_proc(), none = cap_init();
+
+	if (now == NULL || none == NULL)
+		msg_fatal("cap_get_proc: %m");
+	if (cap_compare(now, none) != 0)
+		msg_fatal("capabilities remain after the drop");
+	cap_free(now);
+	cap_free(none);
+	for (cap_value_t c = 0; c < (cap_value_t)cap_max_bits(); c++) {
+		if (cap_get_bound(c) > 0)
+			msg_fatal("capability %d remains in the bounding set", (int)c);
+		if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_IS_SET, c, 0, 0) > 0)
+			msg_fatal("capability %d remains in the ambient set", (int)c);
+	}
+}
+
+void session_enter(const char *home, uid_t uid, gid_t gid)
+{
+	if (geteuid() != 0)
+		msg_fatal("session_enter: not running as root");
+	if (uid == 0 || gid == 0)
+		msg_fatal("session_enter: refusing to run a session as uid %d gid %d", (int)uid,
+			  (int)gid);
+	if (home == NULL || home[0] != '/')
+		msg_fatal("session_enter: home is not an absolute path");
+	if (chroot(home) < 0)
+		msg_fatal("chroot %s: %m", home);
+	if (chdir("/") < 0)
+		msg_fatal("chdir / in %s: %m", home);
+	drop_bounding(NULL, 0);
+	if (setgroups(0, NULL) < 0)
+		msg_fatal("setgroups: %m");
+	if (setresgid(gid, gid, gid) < 0)
+		msg_fatal("setresgid(%d): %m", (int)gid);
+	if (setresuid(uid, uid, uid) < 0)
+		msg_fatal("setresuid(%d): %m", (int)uid);
+	set_caps(NULL, 0);
+	verify_dropped(uid, gid);
+	if (getgroups(0, NULL) != 0)
+		msg_fatal("supplementary groups remain after setgroups(0)");
+	if (setgid(0) == 0 || setegid(0) == 0)
+		msg_fatal("group root could be regained after dropping to gid %d", (int)gid);
+	verify_no_caps();
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		msg_fatal("prctl(PR_SET_NO_NEW_PRIVS): %m");
+	privsep_harden();
+}
+
 void privsep_drop_dev(void)
 {
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)

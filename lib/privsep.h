@@ -22,6 +22,15 @@ void privsep_harden(void);
  */
 void privsep_drop(const char *user, const char *chroot_dir, const char *keep_caps);
 
+/*
+ * A mail session's drop (lib/sessionproto.h), called as root by the session program before
+ * it reads a byte from the client: chroot(home), chdir("/"), no supplementary groups,
+ * uid:gid in all three slots, every capability gone from every set (the bounding set too),
+ * verified that root cannot be regained, no new privileges, not dumpable, no cores. uid 0
+ * and gid 0 are refused. Any failure is fatal.
+ */
+void session_enter(const char *home, uid_t uid, gid_t gid);
+
 /* Developer mode (-u): no user switch, no chroot; still no new privileges and no cores. */
 void privsep_drop_dev(void);
 

@@ -1,10 +1,10 @@
 /*
  * services.c: the service table (see services.h).
  *
- * The SMTP listeners are served by postern-smtpd in three roles (issue 4). Until the other
- * protocol daemons exist (issues 5-7), the remaining inet listeners are served by
- * postern-testd, a small honest test service: it greets with its own name and echoes lines.
- * Each later daemon replaces its entries' command.
+ * The SMTP listeners are served by postern-smtpd in three roles (issue 4), the IMAP ones by
+ * postern-imap-login (issue 6). Until the POP3 login exists (issue 7), its listeners are
+ * served by postern-testd, a small honest test service: it greets with its own name and
+ * echoes lines. Each later daemon replaces its entries' command.
  */
 #include "services.h"
 
@@ -17,9 +17,10 @@ const struct service_def service_table[] = {
 	  NULL, "submission_listen", "submission_process_limit", NULL, NULL, NULL },
 	{ "smtps", SERVICE_POOL, "postern-smtpd", "-r smtps", "mail_owner", ROOT_SPOOL,
 	  NULL, "smtps_listen", "smtps_process_limit", NULL, NULL, NULL },
-	{ "imap", SERVICE_POOL, "postern-testd", "", "mail_owner", ROOT_EMPTY,
+	/* IMAP logins (issue 6): STARTTLS on 143, implicit TLS on 993 (-t). */
+	{ "imap", SERVICE_POOL, "postern-imap-login", "", "mail_owner", ROOT_EMPTY,
 	  NULL, "imap_listen", "imap_process_limit", NULL, NULL, NULL },
-	{ "imaps", SERVICE_POOL, "postern-testd", "-t", "mail_owner", ROOT_EMPTY,
+	{ "imaps", SERVICE_POOL, "postern-imap-login", "-t", "mail_owner", ROOT_EMPTY,
 	  NULL, "imaps_listen", "imaps_process_limit", NULL, NULL, NULL },
 	{ "pop3", SERVICE_POOL, "postern-testd", "", "mail_owner", ROOT_EMPTY,
 	  NULL, "pop3_listen", "pop3_process_limit", NULL, NULL, NULL },

@@ -4,8 +4,9 @@
  *   postern-master [-c FILE] [-f] [-u] [-v] [-o name=value]...
  *
  * Start-up, in order: read and validate postern.conf; create the spool tree; take the pid
- * lock; detach (unless -f); bind every listener and private socket; start the services.
- * Then supervise until SIGTERM/SIGINT (stop everything within master_stop_timeout, then
+ * lock; detach (unless -f); bind every listener and private socket (private/session, where
+ * login processes ask for mail sessions: session.c); start the services. Then supervise
+ * until SIGTERM/SIGINT (stop every service and session within master_stop_timeout, then
  * kill what is left) while SIGHUP reloads and SIGCHLD reaps.
  */
 #include <errno.h>
@@ -125,14 +126,20 @@ static void finish_stop(void)
 	exit(0);
 }
 
+/* Service children and mail sessions: master exits when none is left. */
+static int live_processes(void)
+{
+	return supervise_live_children() + session_count();
+}
+
 static void on_kill_timer(struct ev_loop *loop, void *arg)
 {
 	(void)loop, (void)arg;
 	kill_timer = 0;
-	if (supervise_live_children() > 0) {
-		msg_warn("%d processes did not stop in time; killing them",
-			 supervise_live_children());
+	if (live_processes() > 0) {
+		msg_warn("%d processes did not stop in time; killing them", live_processes());
 		supervise_signal_all(SIGKILL);
+		session_signal_all(SIGKILL);
 	}
 }
 
@@ -142,12 +149,14 @@ static void on_signal(struct ev_loop *loop, int sig, void *arg)
 	switch (sig) {
 	case SIGCHLD:
 		supervise_reap();
-		if (M.stopping && supervise_live_children() == 0)
+		if (M.stopping && live_processes() == 0)
 			finish_stop();
 		break;
 	case SIGHUP:
-		if (!M.stopping)
+		if (!M.stopping) {
 			master_reload();
+			session_configure(M.cfg);
+		}
 		break;
 	case SIGTERM:
 	case SIGINT:
@@ -158,9 +167,10 @@ static void on_signal(struct ev_loop *loop, int sig, void *arg)
 		for (struct service *s = M.services; s; s = s->next)
 			supervise_update(s);
 		supervise_signal_all(SIGTERM);
+		session_signal_all(SIGTERM);
 		kill_timer = ev_timer_add(loop, conf_time_ms(M.cfg, "master_stop_timeout"),
 					  on_kill_timer, NULL);
-		if (supervise_live_children() == 0)
+		if (live_processes() == 0)
 			finish_stop();
 		break;
 	}
@@ -189,6 +199,7 @@ int main(int argc, char **argv)
 	ev_signal_add(M.loop, SIGHUP, on_signal, NULL);
 	ev_signal_add(M.loop, SIGTERM, on_signal, NULL);
 	ev_signal_add(M.loop, SIGINT, on_signal, NULL);
+	session_init();
 	start_services();
 	log_copy_to_stderr(0);
 	msg_info("daemon started -- version %s, configuration %s", POSTERN_VERSION, M.conf_path);

@@ -79,7 +79,18 @@ void service_free(struct service *svc);
 struct service *services_build_all(const struct config *cfg, const char *conf_path);
 
 /* spawn.c */
+#define SPAWN_ENV_MAX 16
 void spawn_child(struct service *svc);
+/* The environment children get: PATH, sanitizer settings, TZ (env[SPAWN_ENV_MAX]). */
+void spawn_build_env(char **env);
+
+/* session.c: private/session, mail sessions for the login processes (sessionproto.h) */
+void session_init(void);
+void session_configure(const struct config *cfg);
+/* supervise_reap hands over pids that are not service children: true if it was a session. */
+bool session_reaped(pid_t pid, int status);
+void session_signal_all(int sig);
+int session_count(void);
 
 /* supervise.c */
 void supervise_start(struct service *svc);

@@ -16,21 +16,19 @@
 #include "log.h"
 #include "util.h"
 
-#define ENV_MAX 16
-
 /* Variables a child may inherit: sanitizer settings for `make asan` runs, and the time zone. */
 static const char *const env_keep[] = {
 	"ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS", "TZ", NULL,
 };
 
-static void build_env(char **env)
+void spawn_build_env(char **env)
 {
 	int n = 0;
 
 	static char path[] = "PATH=/usr/sbin:/usr/bin:/sbin:/bin";
 
 	env[n++] = path;
-	for (int i = 0; env_keep[i] && n < ENV_MAX - 1; i++) {
+	for (int i = 0; env_keep[i] && n < SPAWN_ENV_MAX - 1; i++) {
 		const char *v = getenv(env_keep[i]);
 		size_t len;
 
@@ -57,7 +55,7 @@ static void place_fd(int fd, int target)
 
 static __attribute__((noreturn)) void exec_child(struct service *svc)
 {
-	char *env[ENV_MAX];
+	char *env[SPAWN_ENV_MAX];
 	sigset_t none;
 	int high, tmp[SERVER_MAX_LISTEN + 1], n = 0;
 
@@ -65,7 +63,7 @@ static __attribute__((noreturn)) void exec_child(struct service *svc)
 		signal(s, SIG_DFL);
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
-	build_env(env);
+	spawn_build_env(env);
 
 	/* First lift every descriptor we pass above the target range, then place them. */
 	high = SERVER_LISTEN_FD + SERVER_MAX_LISTEN + 8;

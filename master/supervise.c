@@ -246,8 +246,10 @@ void supervise_reap(void)
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
 		struct child *c = child_find(pid);
 
-		if (c == NULL)
+		if (c == NULL) {
+			(void)session_reaped(pid, status);	/* a mail session, or a stray */
 			continue;
+		}
 		child_unlink(c);
 		if (!c->retired && !M.stopping)
 			log_exit(c, status);

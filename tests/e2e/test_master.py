@@ -55,16 +55,19 @@ EXPECTED = {
 }
 PRIVILEGED = {"testd-privileged", "local"}
 SINGLE = ["testd-single", "testd-privileged", "authd", "queue", "anvil"]
-# The SMTP ports are served by postern-smtpd (issue 4), the others still by postern-testd.
+# The SMTP ports are served by postern-smtpd (issue 4), the IMAP ones by postern-imap-login
+# (issue 6), the others still by postern-testd.
 SMTP_SERVICES = ["smtp", "submission", "smtps"]
-TESTD_SERVICES = [s for s in SERVICES if s not in SMTP_SERVICES]
+IMAP_SERVICES = ["imap", "imaps"]
+TESTD_SERVICES = [s for s in SERVICES if s not in SMTP_SERVICES + IMAP_SERVICES]
 
 SYSLOG_LINE = re.compile(r"^[A-Z][a-z]{2} [ 0-9]\d \d\d:\d\d:\d\d \S+ "
                          r"(?:postern|postfix-postern)/[A-Za-z0-9_./-]+\[(\d+)\]: \S")
 # Lines written under Dovecot's program names, for fail2ban's dovecot filter (authd's
-# "auth: sql(USER,RIP): Password mismatch").
+# "auth: sql(USER,RIP): Password mismatch", "imap-login: Info: Login: ...", a session's
+# "imap(USER)<PID>: ...").
 DOVECOT_LINE = re.compile(r"^[A-Z][a-z]{2} [ 0-9]\d \d\d:\d\d:\d\d \S+ "
-                          r"(auth|dovecot): \S")
+                          r"(auth|dovecot|(?:imap|pop3)(?:-login)?(?:\([^)]*\))?(?:<\d+>)*): \S")
 
 
 def expected_root(sandbox, rel):
@@ -116,10 +119,33 @@ def smtp_client(system, service):
     return sock
 
 
+def imap_client(system, service):
+    """A connection to an IMAP port, past the "* OK" greeting (implicit TLS on imaps)."""
+    raw = socket.create_connection(("127.0.0.1", system.ports[service]), timeout=10)
+    sock = tls_context(system.ca).wrap_socket(raw, server_hostname="localhost") \
+        if service in IMPLICIT_TLS else raw
+    greeting = sock.recv(4096)
+    assert greeting.startswith(b"* OK [CAPABILITY IMAP4rev1 ") and greeting.endswith(b"\r\n"), \
+        greeting
+    return sock
+
+
+def sock_at_eof(sock, timeout):
+    """True if the server closes the connection within timeout."""
+    sock.settimeout(timeout)
+    try:
+        while sock.recv(4096):
+            pass
+        return True
+    except (ConnectionResetError, ssl.SSLError, OSError) as e:
+        return not isinstance(e, (socket.timeout, TimeoutError))
+
+
 def test_every_child_runs_as_its_design_user(sandbox):
     # Pool processes start on demand: hold one connection per listener so each has a process.
     clients = [sandbox.connect(s) for s in TESTD_SERVICES]
     smtp = [smtp_client(sandbox, s) for s in SMTP_SERVICES]
+    smtp += [imap_client(sandbox, s) for s in IMAP_SERVICES]
     try:
         master = sandbox.master_pid
         for c in clients:
@@ -135,6 +161,8 @@ def test_every_child_runs_as_its_design_user(sandbox):
             check_child(sandbox, info)
             if info.service in SMTP_SERVICES:
                 assert os.path.basename(info.cmdline[0]) == "postern-smtpd", info
+            if info.service in IMAP_SERVICES:
+                assert os.path.basename(info.cmdline[0]) == "postern-imap-login", info
         me = ProcInfo.read(master)
         assert me.uids == (0,) * 4 or os.geteuid() != 0, "master runs as root"
     finally:
@@ -186,6 +214,16 @@ def test_smtp_ports_greet_with_smtp(sandbox, service):
         sock.close()
 
 
+@pytest.mark.parametrize("service", IMAP_SERVICES)
+def test_imap_ports_greet_with_imap(sandbox, service):
+    sock = imap_client(sandbox, service)
+    try:
+        sock.sendall(b"a LOGOUT\r\n")
+        assert sock.recv(4096) == b"* BYE Logging out\r\na OK Logout completed.\r\n"
+    finally:
+        sock.close()
+
+
 @pytest.mark.parametrize("service", TESTD_SERVICES)
 def test_banner_and_commands_on_every_port(sandbox, service):
     with sandbox.connect(service) as c:
@@ -202,7 +240,7 @@ def test_banner_and_commands_on_every_port(sandbox, service):
         assert c.at_eof(5), "QUIT does not close the connection"
 
 
-@pytest.mark.parametrize("service", sorted(IMPLICIT_TLS - set(SMTP_SERVICES)))
+@pytest.mark.parametrize("service", sorted(IMPLICIT_TLS - set(SMTP_SERVICES + IMAP_SERVICES)))
 def test_implicit_tls_presents_the_sandbox_certificate(sandbox, service):
     with sandbox.connect(service) as c:
         with open(sandbox.ca) as f:
@@ -219,7 +257,8 @@ def test_implicit_tls_presents_the_sandbox_certificate(sandbox, service):
             untrusting.wrap_socket(s, server_hostname="localhost")
 
 
-@pytest.mark.parametrize("service", [s for s in CLEAR_TEXT if s not in SMTP_SERVICES])
+@pytest.mark.parametrize("service", [s for s in CLEAR_TEXT
+                                     if s not in SMTP_SERVICES + IMAP_SERVICES])
 def test_starttls_discards_pipelined_commands(sandbox, service):
     with sandbox.connect(service) as c:
         # One write: the PING travels in the same packet as STARTTLS and must be dropped.
@@ -437,8 +476,9 @@ def test_two_masters_cannot_run_at_once(own_master):
 
 def test_sigterm_leaves_no_process_behind(own_master):
     m = own_master()
-    master = m.start(wait_for=("test", "imaps"))
-    busy = [m.connect("test"), m.connect("imaps")]   # live connections must not hold it up
+    master = m.start(wait_for=("test",))
+    imaps = wait_until(lambda: imap_client(m, "imaps"), 15, what="the imaps listener")
+    busy = [m.connect("test")]   # live connections must not hold it up
     single_pid(m, "testd-single")
     single_pid(m, "testd-privileged")
     everything = {master} | {k.pid for k in children_of(master)}
@@ -452,6 +492,8 @@ def test_sigterm_leaves_no_process_behind(own_master):
     for c in busy:
         assert c.at_eof(2)
         c.close()
+    assert sock_at_eof(imaps, 2)
+    imaps.close()
 
 
 def test_sighup_reload_keeps_live_connections(own_master):

@@ -1,0 +1,237 @@
+/*
+ * mailbox.c: the selected state. SELECT and EXAMINE (RFC 3501 §6.3.1-2, with CONDSTORE's
+ * HIGHESTMODSEQ), CLOSE (expunges silently), UNSELECT (RFC 3691, does not); the untagged
+ * EXISTS / RECENT / EXPUNGE / FETCH updates that tell the client what other sessions and
+ * deliveries changed; flags in both directions; sequence sets of the selected folder.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "log.h"
+#include "session.h"
+#include "util.h"
+
+static const struct { unsigned bit; const char *name; } sysflags[] = {
+	{ MSF_ANSWERED, "\\Answered" }, { MSF_FLAGGED, "\\Flagged" }, { MSF_DELETED, "\\Deleted" },
+	{ MSF_SEEN, "\\Seen" }, { MSF_DRAFT, "\\Draft" }, { MSF_RECENT, "\\Recent" },
+};
+
+const char *imap_flag_list(const struct mmsg *m, char *out, size_t outlen)
+{
+	const char *const *kw;
+	size_t nkw = S.folder ? mfolder_keywords(S.folder, &kw) : 0, len = 0;
+
+	out[0] = '\0';
+	for (size_t i = 0; i < sizeof(sysflags) / sizeof(sysflags[0]); i++)
+		if (m->flags & sysflags[i].bit)
+			len += (size_t)snprintf(out + len, len < outlen ? outlen - len : 0, "%s%s",
+						len ? " " : "", sysflags[i].name);
+	for (size_t i = 0; i < nkw && i < 32; i++)
+		if (m->keywords & (1u << i))
+			len += (size_t)snprintf(out + len, len < outlen ? outlen - len : 0, "%s%s",
+						len ? " " : "", kw[i]);
+	if (len >= outlen)
+		out[outlen - 1] = '\0';
+	return out;
+}
+
+/* One flag: a system flag bit, or a keyword index (create it when asked). */
+static int parse_one_flag(const char *f, unsigned *flags, uint32_t *keywords, bool create)
+{
+	int k;
+
+	for (size_t i = 0; i + 1 < sizeof(sysflags) / sizeof(sysflags[0]); i++)
+		if (strcasecmp(f, sysflags[i].name) == 0) {
+			*flags |= sysflags[i].bit;
+			return 0;
+		}
+	if (f[0] == '\\')
+		return -1;		/* \Recent and unknown system flags cannot be set */
+	if (S.folder == NULL)
+		return 0;
+	k = mfolder_keyword_index(S.folder, f, create);
+	if (k >= 0)
+		*keywords |= 1u << k;
+	return 0;
+}
+
+int parse_flags(const struct imaparg *a, unsigned *flags, uint32_t *keywords, bool create)
+{
+	*flags = 0;
+	*keywords = 0;
+	if (a == NULL)
+		return -1;
+	if (a->kind == IMAPARG_ATOM)
+		return parse_one_flag(a->text, flags, keywords, create);
+	if (a->kind != IMAPARG_LIST)
+		return -1;
+	for (const struct imaparg *f = a->child; f; f = f->next)
+		if (f->kind != IMAPARG_ATOM || parse_one_flag(f->text, flags, keywords, create) < 0)
+			return -1;
+	return 0;
+}
+
+uint32_t *resolve_set(const char *set, bool uid, size_t *n)
+{
+	static struct seqset ss;
+	uint32_t count = S.folder ? mfolder_count(S.folder) : 0, star;
+	uint32_t *out;
+	size_t k = 0;
+
+	*n = 0;
+	if (uid) {
+		const struct mmsg *last = count ? mfolder_msg(S.folder, count) : NULL;
+
+		star = last ? last->uid : 1;
+	} else {
+		star = count ? count : 1;
+	}
+	if (set == NULL || seqset_parse(set, star, &ss) < 0)
+		return NULL;
+	if (!uid && count == 0)
+		return NULL;		/* no sequence numbers exist at all */
+	out = xmalloc(sizeof(*out) * (count ? count : 1));
+	if (uid) {
+		for (uint32_t seq = 1; seq <= count; seq++)
+			if (seqset_has(&ss, mfolder_msg(S.folder, seq)->uid))
+				out[k++] = seq;
+	} else {
+		for (size_t i = 0; i < ss.n; i++) {
+			if (ss.r[i].hi > count) {
+				free(out);
+				return NULL;
+			}
+			for (uint32_t s = ss.r[i].lo; s <= ss.r[i].hi; s++)
+				out[k++] = s;
+		}
+	}
+	*n = k;
+	return out;
+}
+
+void folder_close(void)
+{
+	if (S.folder)
+		mfolder_close(S.folder);
+	S.folder = NULL;
+	S.state = S_AUTH;
+}
+
+static void report_flags(uint32_t seq)
+{
+	const struct mmsg *m = mfolder_msg(S.folder, seq);
+	char flags[1024];
+
+	if (m == NULL)
+		return;
+	out_printf("* %u FETCH (UID %u FLAGS (%s)", seq, m->uid,
+		   imap_flag_list(m, flags, sizeof(flags)));
+	if (S.condstore)
+		out_printf(" MODSEQ (%llu)", (unsigned long long)m->modseq);
+	out_str(")\r\n");
+}
+
+void folder_report_changes(bool allow_expunge)
+{
+	struct mfolder_changes ch;
+
+	if (S.folder == NULL || !allow_expunge)
+		return;
+	memset(&ch, 0, sizeof(ch));
+	if (mfolder_sync(S.folder, &ch) < 0) {
+		msg_warn("%s: sync %s: %s", S.user, S.folder_name, mstore_error(S.store));
+		return;
+	}
+	for (size_t i = 0; i < ch.nexpunged; i++)
+		out_printf("* %u EXPUNGE\r\n", ch.expunged_seqs[i]);
+	for (size_t i = 0; i < ch.nflag_changed; i++)
+		report_flags(ch.flag_changed_seqs[i]);
+	if (ch.exists_changed || ch.exists != S.reported_exists) {
+		out_printf("* %u EXISTS\r\n", ch.exists);
+		out_printf("* %u RECENT\r\n", ch.recent);
+	}
+	S.reported_exists = ch.exists;
+	mfolder_changes_free(&ch);
+}
+
+static void select_folder(const struct imaparg *a, bool readonly)
+{
+	const char *name = a ? imaparg_astring(a) : NULL;
+	const char *const *kw;
+	char flags[1024] = "";
+	uint32_t count, recent = 0, unseen = 0;
+	size_t nkw;
+
+	if (name == NULL) {
+		reply_tagged("BAD", "Missing mailbox name.");
+		return;
+	}
+	for (const struct imaparg *p = a->next; p; p = p->next)	/* (CONDSTORE) */
+		if (p->kind == IMAPARG_LIST && p->child && imaparg_is_atom(p->child, "CONDSTORE"))
+			S.condstore = true;
+	folder_close();
+	S.folder = mfolder_open(S.store, name, readonly);
+	if (S.folder == NULL) {
+		reply_tagged("NO", "[NONEXISTENT] Mailbox doesn't exist: %s", name);
+		return;
+	}
+	(void)str_copy(S.folder_name, sizeof(S.folder_name), name);
+	S.readonly = readonly;
+	S.state = S_SELECTED;
+	count = mfolder_count(S.folder);
+	for (uint32_t seq = 1; seq <= count; seq++) {
+		const struct mmsg *m = mfolder_msg(S.folder, seq);
+
+		recent += (m->flags & MSF_RECENT) != 0;
+		if (unseen == 0 && !(m->flags & MSF_SEEN))
+			unseen = seq;
+	}
+	nkw = mfolder_keywords(S.folder, &kw);
+	for (size_t i = 0; i < nkw; i++) {
+		(void)strncat(flags, " ", sizeof(flags) - strlen(flags) - 1);
+		(void)strncat(flags, kw[i], sizeof(flags) - strlen(flags) - 1);
+	}
+	reply_untagged("FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft%s)", flags);
+	reply_untagged("OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft%s%s)] "
+		       "Flags permitted.", flags, readonly ? "" : " \\*");
+	reply_untagged("%u EXISTS", count);
+	reply_untagged("%u RECENT", recent);
+	if (unseen)
+		reply_untagged("OK [UNSEEN %u] First unseen.", unseen);
+	reply_untagged("OK [UIDVALIDITY %u] UIDs valid", mfolder_uidvalidity(S.folder));
+	reply_untagged("OK [UIDNEXT %u] Predicted next UID", mfolder_uidnext(S.folder));
+	if (S.condstore)
+		reply_untagged("OK [HIGHESTMODSEQ %llu] Highest",
+			       (unsigned long long)mfolder_highestmodseq(S.folder));
+	S.reported_exists = count;
+	reply_tagged("OK", "[%s] %s completed", readonly ? "READ-ONLY" : "READ-WRITE",
+		     readonly ? "Examine" : "Select");
+}
+
+void cmd_select(const struct imaparg *a)
+{
+	select_folder(a, false);
+}
+
+void cmd_examine(const struct imaparg *a)
+{
+	select_folder(a, true);
+}
+
+void cmd_close(const struct imaparg *a)
+{
+	(void)a;
+	if (!S.readonly && mfolder_expunge(S.folder, NULL, 0, NULL) < 0)
+		msg_warn("%s: expunge on CLOSE: %s", S.user, mstore_error(S.store));
+	folder_close();
+	reply_tagged("OK", "Close completed.");
+}
+
+void cmd_unselect(const struct imaparg *a)
+{
+	(void)a;
+	folder_close();
+	reply_tagged("OK", "Unselect completed.");
+}

@@ -1,0 +1,561 @@
+/*
+ * mailstore_uidlist.c: Dovecot's dovecot-uidlist (maildir-uidlist.c): the permanent map of
+ * message file base names (the name up to ':') to IMAP UIDs, and Dovecot's per-store
+ * UIDVALIDITY counter. Version 3 is read and written:
+ *
+ *   3 V<uidvalidity> N<uidnext> G<mailbox guid>[ <other header fields>]
+ *   <uid>[ <key><value>...] :<base name>
+ *
+ * Version 1 ("1 <uidvalidity> <uidnext>", "<uid> <name>") is read too. Fields we do not
+ * use (Dovecot's W, P, O, G...) are kept verbatim and written back. A file Dovecot would
+ * call broken (bad header, UIDs not ascending, a '/' in a name) reads as no file at all,
+ * which is what Dovecot makes of it too: the folder gets a new UIDVALIDITY. The list is only
+ * ever written whole (tmp file + rename) by a holder of dovecot-uidlist.lock.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "mailstore_priv.h"
+#include "util.h"
+
+/* ---- string map -------------------------------------------------------------------- */
+
+static uint64_t hash_bytes(const char *p, size_t len)
+{
+	uint64_t h = 1469598103934665603ull;
+
+	while (len-- > 0)
+		h = (h ^ (unsigned char)*p++) * 1099511628211ull;
+	return h;
+}
+
+void ms_strmap_init(struct ms_strmap *m, size_t expected)
+{
+	size_t n = 64;
+
+	while (n < expected * 2 + 1)
+		n *= 2;
+	m->slots = xcalloc(n, sizeof(*m->slots));
+	m->nslots = n;
+	m->used = 0;
+}
+
+void ms_strmap_free(struct ms_strmap *m)
+{
+	free(m->slots);
+	memset(m, 0, sizeof(*m));
+}
+
+static struct ms_strmap_slot *strmap_slot(const struct ms_strmap *m, const char *key,
+					  size_t len)
+{
+	size_t i = (size_t)hash_bytes(key, len) & (m->nslots - 1);
+
+	while (m->slots[i].key != NULL &&
+	       (m->slots[i].len != len || memcmp(m->slots[i].key, key, len) != 0))
+		i = (i + 1) & (m->nslots - 1);
+	return &m->slots[i];
+}
+
+static void strmap_grow(struct ms_strmap *m)
+{
+	struct ms_strmap old = *m;
+
+	ms_strmap_init(m, old.nslots);
+	for (size_t i = 0; i < old.nslots; i++)
+		if (old.slots[i].key != NULL)
+			*strmap_slot(m, old.slots[i].key, old.slots[i].len) = old.slots[i];
+	m->used = old.used;
+	free(old.slots);
+}
+
+void ms_strmap_put(struct ms_strmap *m, const char *key, size_t len, uint32_t value)
+{
+	struct ms_strmap_slot *slot;
+
+	if (m->slots == NULL)
+		ms_strmap_init(m, 16);
+	if ((m->used + 1) * 2 > m->nslots)
+		strmap_grow(m);
+	slot = strmap_slot(m, key, len);
+	if (slot->key == NULL)
+		m->used++;
+	slot->key = key;
+	slot->len = (uint32_t)len;
+	slot->value = value;
+}
+
+uint32_t ms_strmap_get(const struct ms_strmap *m, const char *key, size_t len)
+{
+	if (m->slots == NULL)
+		return 0;
+	return strmap_slot(m, key, len)->value;
+}
+
+/* ---- reading ----------------------------------------------------------------------- */
+
+void ms_uidlist_free(struct ms_uidlist *ul)
+{
+	for (size_t i = 0; i < ul->n; i++) {
+		free(ul->recs[i].base);
+		free(ul->recs[i].ext);
+	}
+	free(ul->recs);
+	free(ul->hdr_ext);
+	ms_strmap_free(&ul->map);
+	memset(ul, 0, sizeof(*ul));
+}
+
+static int parse_u32(const char *p, const char *end, uint32_t *out)
+{
+	uint64_t v = 0;
+
+	if (p == end)
+		return -1;
+	for (; p < end; p++) {
+		if (*p < '0' || *p > '9')
+			return -1;
+		v = v * 10 + (uint64_t)(*p - '0');
+		if (v > UINT32_MAX)
+			return -1;
+	}
+	*out = (uint32_t)v;
+	return 0;
+}
+
+static bool is_hex32(const char *p, size_t len)
+{
+	if (len != 32)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (!((p[i] >= '0' && p[i] <= '9') || (p[i] >= 'a' && p[i] <= 'f')))
+			return false;
+	return true;
+}
+
+static void append_field(char **dst, const char *p, size_t len)
+{
+	size_t old = *dst != NULL ? strlen(*dst) : 0;
+	char *s = xmalloc(old + len + 2);
+
+	if (old > 0) {
+		memcpy(s, *dst, old);
+		s[old++] = ' ';
+	}
+	memcpy(s + old, p, len);
+	s[old + len] = '\0';
+	free(*dst);
+	*dst = s;
+}
+
+/* "3 V.. N.. G.. ..." or "1 <uidvalidity> <uidnext>"; -1 if broken. */
+static int parse_header(char *line, struct ms_uidlist *ul, int *version)
+{
+	char *p = line + 2, *end;
+
+	if (line[0] < '0' || line[0] > '9' || line[1] != ' ')
+		return -1;
+	*version = line[0] - '0';
+	if (*version == 1) {
+		if (sscanf(p, "%" SCNu32 " %" SCNu32, &ul->uidvalidity, &ul->uidnext) != 2)
+			return -1;
+	} else if (*version == 3) {
+		while (*p != '\0') {
+			end = p + strcspn(p, " ");
+			if (*p == 'V' && parse_u32(p + 1, end, &ul->uidvalidity) < 0)
+				return -1;
+			else if (*p == 'N' && parse_u32(p + 1, end, &ul->uidnext) < 0)
+				return -1;
+			else if (*p == 'G' && !is_hex32(p + 1, (size_t)(end - p - 1)))
+				return -1;
+			else if (*p == 'G')
+				memcpy(ul->guid, p + 1, 32);
+			else if (*p != 'V' && *p != 'N' && end > p)
+				append_field(&ul->hdr_ext, p, (size_t)(end - p));
+			p = end + strspn(end, " ");
+		}
+	} else {
+		return -1;
+	}
+	return ul->uidvalidity != 0 && ul->uidnext != 0 ? 0 : -1;
+}
+
+/* Append a record; true if its base already had a record (an older one, to drop). */
+static bool add_record(struct ms_uidlist *ul, uint32_t uid, const char *base, size_t len,
+		       const char *ext, size_t extlen)
+{
+	struct ms_uidrec *r;
+	bool dup;
+
+	if (ul->n == ul->cap) {
+		ul->cap = ul->cap ? ul->cap * 2 : 256;
+		ul->recs = xreallocarray(ul->recs, ul->cap, sizeof(*ul->recs));
+		/* The map points into the records' strings, not the array: still valid. */
+	}
+	r = &ul->recs[ul->n++];
+	r->uid = uid;
+	r->base = xstrndup(base, len);
+	r->ext = extlen > 0 ? xstrndup(ext, extlen) : NULL;
+	dup = ms_strmap_get(&ul->map, r->base, len) != 0;
+	ms_strmap_put(&ul->map, r->base, len, uid);
+	return dup;
+}
+
+/* One record line; -1 if broken. */
+static int parse_record(char *line, int version, struct ms_uidlist *ul, uint32_t prev,
+			bool *dupes)
+{
+	char *p = line + strspn(line, "0123456789"), *ext, *name;
+	uint32_t uid;
+	size_t base_len;
+
+	if (p == line || *p != ' ' || parse_u32(line, p, &uid) < 0 || uid == 0 ||
+	    uid == UINT32_MAX || uid <= prev)
+		return -1;
+	p += strspn(p, " ");
+	ext = p;
+	if (version == 3) {
+		name = strchr(p, ':');
+		if (name == NULL)
+			return -1;
+		p = name;
+		while (p > ext && p[-1] == ' ')
+			p--;
+		name++;
+	} else {
+		name = p;
+		p = ext;
+	}
+	base_len = strcspn(name, ":");
+	if (base_len == 0 || strchr(name, '/') != NULL)
+		return -1;
+	if (add_record(ul, uid, name, base_len, ext, (size_t)(p - ext)))
+		*dupes = true;
+	return 0;
+}
+
+/* Drop records whose base a later line gave another UID (Dovecot keeps the later one). */
+static bool keep_latest(void *ctx, const struct ms_uidrec *r)
+{
+	const struct ms_uidlist *ul = ctx;
+
+	return ms_strmap_get(&ul->map, r->base, strlen(r->base)) == r->uid;
+}
+
+static int parse_uidlist(char *text, size_t len, struct ms_uidlist *ul)
+{
+	char *line = text, *nl, *end = text + len;
+	int version = 0;
+	uint32_t prev = 0;
+	bool first = true, dupes = false;
+
+	if (memchr(text, '\0', len) != NULL)
+		return -1;
+	/* A last line without its newline is being appended: ignore it, as Dovecot does. */
+	while (line < end && (nl = memchr(line, '\n', (size_t)(end - line))) != NULL) {
+		*nl = '\0';
+		if (first ? parse_header(line, ul, &version) < 0 :
+			    parse_record(line, version, ul, prev, &dupes) < 0)
+			return -1;
+		if (!first)
+			prev = ul->recs[ul->n - 1].uid;
+		first = false;
+		line = nl + 1;
+	}
+	if (first)
+		return -1;
+	if (dupes)
+		ms_uidlist_filter(ul, keep_latest, ul);
+	if (ul->uidnext <= prev)
+		ul->uidnext = prev + 1;
+	return 0;
+}
+
+int ms_uidlist_read(int dirfd, struct ms_uidlist *ul)
+{
+	struct buf b;
+	struct stat st;
+	int rc;
+
+	ms_uidlist_free(ul);
+	buf_init(&b, MS_UIDLIST_MAX);
+	if (ms_read_file(dirfd, MS_UIDLIST, MS_UIDLIST_MAX, &b, &st) < 0) {
+		buf_free(&b);
+		return errno == ENOENT ? 0 : -1;
+	}
+	ul->dev = st.st_dev;
+	ul->ino = st.st_ino;
+	ul->size = st.st_size;
+	ul->mtime = st.st_mtim;
+	rc = b.len > 0 ? parse_uidlist(b.data, b.len, ul) : -1;
+	buf_free(&b);
+	if (rc < 0) {
+		struct ms_uidlist keep = { .dev = ul->dev, .ino = ul->ino, .size = ul->size,
+					   .mtime = ul->mtime };
+
+		ms_uidlist_free(ul);
+		*ul = keep;	/* "broken", but remember which file so we notice a new one */
+		return 0;
+	}
+	ul->exists = true;
+	return 0;
+}
+
+bool ms_uidlist_changed(int dirfd, const struct ms_uidlist *ul)
+{
+	struct stat st;
+
+	if (fstatat(dirfd, MS_UIDLIST, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return ul->ino != 0;
+	return st.st_ino != ul->ino || st.st_dev != ul->dev || st.st_size != ul->size ||
+	       !ms_ts_eq(st.st_mtim, ul->mtime);
+}
+
+uint32_t ms_uidlist_uid(const struct ms_uidlist *ul, const char *base, size_t len)
+{
+	return ms_strmap_get(&ul->map, base, len);
+}
+
+void ms_uidlist_add(struct ms_uidlist *ul, uint32_t uid, const char *base, size_t len)
+{
+	(void)add_record(ul, uid, base, len, NULL, 0);
+	if (ul->uidnext <= uid)
+		ul->uidnext = uid + 1;
+}
+
+void ms_uidlist_filter(struct ms_uidlist *ul, bool (*keep)(void *ctx, const struct ms_uidrec *r),
+		       void *ctx)
+{
+	size_t o = 0;
+
+	for (size_t i = 0; i < ul->n; i++) {
+		if (keep(ctx, &ul->recs[i])) {
+			ul->recs[o++] = ul->recs[i];
+		} else {
+			free(ul->recs[i].base);
+			free(ul->recs[i].ext);
+		}
+	}
+	ul->n = o;
+	ms_strmap_free(&ul->map);
+	ms_strmap_init(&ul->map, ul->n);
+	for (size_t i = 0; i < ul->n; i++)
+		ms_strmap_put(&ul->map, ul->recs[i].base, strlen(ul->recs[i].base),
+			      ul->recs[i].uid);
+}
+
+/* ---- writing ----------------------------------------------------------------------- */
+
+static uint32_t uidvalidity_next(int root_fd);
+
+static void random_guid(char out[33])
+{
+	unsigned char raw[16];
+	size_t got = 0;
+
+	while (got < sizeof(raw)) {
+		ssize_t n = getrandom(raw + got, sizeof(raw) - got, 0);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			/* No entropy source: a GUID only needs to be unique, not secret. */
+			uint64_t t = (uint64_t)wall_ms() ^ ((uint64_t)getpid() << 40);
+
+			for (size_t i = got; i < sizeof(raw); i++, t = t * 6364136223846793005ull + 1)
+				raw[i] = (unsigned char)(t >> 56);
+			break;
+		}
+		got += (size_t)n;
+	}
+	for (size_t i = 0; i < sizeof(raw); i++)
+		(void)str_fmt(out + 2 * i, 3, "%02x", raw[i]);
+}
+
+int ms_uidlist_init_new(struct mstore *s, struct ms_uidlist *ul)
+{
+	ms_uidlist_free(ul);
+	ul->uidvalidity = uidvalidity_next(s->root_fd);
+	ul->uidnext = 1;
+	random_guid(ul->guid);
+	ms_strmap_init(&ul->map, 16);
+	ul->exists = true;
+	return 0;
+}
+
+int ms_uidlist_write(int dirfd, struct ms_uidlist *ul)
+{
+	struct buf b;
+	struct stat st;
+	int rc = 0;
+
+	if (ul->guid[0] == '\0')
+		random_guid(ul->guid);
+	buf_init(&b, MS_UIDLIST_MAX);
+	rc |= buf_printf(&b, "3 V%" PRIu32 " N%" PRIu32 " G%s%s%s\n", ul->uidvalidity,
+			 ul->uidnext, ul->guid, ul->hdr_ext != NULL ? " " : "",
+			 ul->hdr_ext != NULL ? ul->hdr_ext : "");
+	for (size_t i = 0; i < ul->n && rc == 0; i++) {
+		const struct ms_uidrec *r = &ul->recs[i];
+
+		rc |= buf_printf(&b, "%" PRIu32 "%s%s :%s\n", r->uid, r->ext != NULL ? " " : "",
+				 r->ext != NULL ? r->ext : "", r->base);
+	}
+	if (rc == 0)
+		rc = ms_write_replace(dirfd, MS_UIDLIST_TMP, MS_UIDLIST, b.data, b.len);
+	buf_free(&b);
+	if (rc == 0 && fstatat(dirfd, MS_UIDLIST, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+		ul->dev = st.st_dev;
+		ul->ino = st.st_ino;
+		ul->size = st.st_size;
+		ul->mtime = st.st_mtim;
+	}
+	return rc;
+}
+
+/* ---- UIDVALIDITY ------------------------------------------------------------------- */
+
+/* When the counter file cannot be used: the time, never the same value twice here. */
+static uint32_t uidvalidity_fallback(void)
+{
+	static uint32_t last;
+	uint32_t now = (uint32_t)time(NULL);
+
+	last = last < now ? now : last + 1;
+	return last;
+}
+
+static void uidvalidity_store(int root_fd, uint32_t value)
+{
+	char hex[9];
+	int fd = openat(root_fd, MS_UIDVALIDITY, O_RDWR | O_CREAT | MS_FILE_FLAGS, 0600);
+
+	if (fd < 0)
+		return;
+	(void)str_fmt(hex, sizeof(hex), "%08" PRIx32, value);
+	if (pwrite(fd, hex, 8, 0) != 8)
+		msg_warn("mailstore: %s: %s", MS_UIDVALIDITY, strerror(errno));
+	(void)close(fd);
+}
+
+/* Move the marker file dovecot-uidvalidity.<v> to .<v+1>: the atomic step that makes the
+ * value ours. 0 and *value the new one, or -1. */
+static int uidvalidity_bump(int root_fd, uint32_t *value)
+{
+	char from[64], to[64];
+
+	for (int i = 0; i < 10; i++) {
+		(void)str_fmt(from, sizeof(from), MS_UIDVALIDITY ".%08" PRIx32, *value);
+		*value += 1;
+		(void)str_fmt(to, sizeof(to), MS_UIDVALIDITY ".%08" PRIx32, *value);
+		if (renameat(root_fd, from, root_fd, to) == 0)
+			return 0;
+		if (errno != ENOENT)
+			return -1;
+	}
+	return -1;
+}
+
+/* No usable counter file: find the marker files, or start one from the time. */
+static uint32_t uidvalidity_rescan(int root_fd)
+{
+	char name[64];
+	uint32_t max = 0, v;
+	struct dirent *de;
+	DIR *dir;
+	int fd = openat(root_fd, ".", MS_DIR_FLAGS);
+
+	if (fd < 0 || (dir = fdopendir(fd)) == NULL) {
+		ms_close(fd);
+		return uidvalidity_fallback();
+	}
+	while ((de = readdir(dir)) != NULL) {
+		const char *p = de->d_name;
+		char *end;
+
+		if (strncmp(p, MS_UIDVALIDITY ".", sizeof(MS_UIDVALIDITY)) != 0)
+			continue;
+		p += sizeof(MS_UIDVALIDITY);
+		errno = 0;
+		unsigned long x = strtoul(p, &end, 16);
+
+		v = (uint32_t)x;
+		if (errno == 0 && end != p && *end == '\0' && x <= UINT32_MAX && v > max)
+			max = v;
+	}
+	(void)closedir(dir);
+	if (max == 0) {
+		v = uidvalidity_fallback();
+		(void)str_fmt(name, sizeof(name), MS_UIDVALIDITY ".%08" PRIx32, v);
+		fd = openat(root_fd, name, O_RDONLY | O_CREAT | O_EXCL | MS_FILE_FLAGS, 0444);
+		ms_close(fd);
+	} else {
+		v = max;
+		if (uidvalidity_bump(root_fd, &v) < 0)
+			return uidvalidity_fallback();
+	}
+	uidvalidity_store(root_fd, v);
+	return v;
+}
+
+/* Dovecot's per-store UIDVALIDITY counter: ROOT/dovecot-uidvalidity holds the last value
+ * in hex, and renaming the marker dovecot-uidvalidity.<v> to .<v+1> claims the next one. */
+static uint32_t uidvalidity_next(int root_fd)
+{
+	char hex[9];
+	ssize_t n;
+	uint32_t v;
+	char *end;
+	int fd = openat(root_fd, MS_UIDVALIDITY, O_RDWR | MS_FILE_FLAGS);
+
+	if (fd < 0)
+		return uidvalidity_rescan(root_fd);
+	n = read_full(fd, hex, 8);
+	(void)close(fd);
+	if (n <= 0)
+		return uidvalidity_rescan(root_fd);
+	hex[n] = '\0';
+	errno = 0;
+	v = (uint32_t)strtoul(hex, &end, 16);
+	if (errno != 0 || end == hex || v == 0 || uidvalidity_bump(root_fd, &v) < 0)
+		return uidvalidity_rescan(root_fd);
+	uidvalidity_store(root_fd, v);
+	return v;
+}
+
+/* ---- UID order of new files -------------------------------------------------------- */
+
+/* "<secs>.M<usecs>..." -> the two numbers (missing parts are 0). */
+static void name_time(const char *p, uint64_t *secs, uint64_t *usecs)
+{
+	*secs = *usecs = 0;
+	for (; *p >= '0' && *p <= '9'; p++)
+		*secs = *secs * 10 + (uint64_t)(*p - '0');
+	if (p[0] != '.' || p[1] != 'M')
+		return;
+	for (p += 2; *p >= '0' && *p <= '9'; p++)
+		*usecs = *usecs * 10 + (uint64_t)(*p - '0');
+}
+
+int ms_name_time_cmp(const char *a, const char *b)
+{
+	uint64_t as, au, bs, bu;
+
+	name_time(a, &as, &au);
+	name_time(b, &bs, &bu);
+	if (as != bs)
+		return as < bs ? -1 : 1;
+	if (au != bu)
+		return au < bu ? -1 : 1;
+	return strcmp(a, b);
+}
