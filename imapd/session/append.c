@@ -93,6 +93,11 @@ void cmd_append(const struct imaparg *a)
 		reply_tagged("NO", "Can't save a zero byte message.");
 		return;
 	}
+	if (p->len > S.append_limit) {
+		reply_tagged("NO", "[TOOBIG] Message too large (message_size_limit is %llu bytes)",
+			     (unsigned long long)S.append_limit);
+		return;
+	}
 	if (mstore_append(S.store, strcasecmp(name, "INBOX") == 0 ? "INBOX" : name, p->text,
 			  p->len, flags, kwnames, nkw, date, &uidvalidity, &uid) < 0) {
 		if (errno == ENOENT)

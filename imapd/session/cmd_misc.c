@@ -62,6 +62,9 @@ void cmd_enable(const struct imaparg *a)
 		if (imaparg_is_atom(a, "CONDSTORE") && !S.condstore) {
 			S.condstore = true;
 			(void)strncat(enabled, " CONDSTORE", sizeof(enabled) - strlen(enabled) - 1);
+		} else if (imaparg_is_atom(a, "QRESYNC") && !S.qresync) {
+			S.qresync = S.condstore = true;	/* QRESYNC implies CONDSTORE */
+			(void)strncat(enabled, " QRESYNC", sizeof(enabled) - strlen(enabled) - 1);
 		}
 	}
 	reply_untagged("ENABLED%s", enabled);

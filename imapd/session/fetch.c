@@ -40,6 +40,7 @@ struct fetch_req {
 	bool needs_body;	/* the message must be read */
 	bool sets_seen;
 	uint64_t changedsince;	/* 0 = none */
+	bool vanished;		/* UID FETCH ... (CHANGEDSINCE n VANISHED) */
 };
 
 /* ---- the message -------------------------------------------------------------------------- */
@@ -178,11 +179,16 @@ static int parse_att(const struct imaparg **ap, struct fetch_req *r)
 	return -1;
 }
 
-static int parse_request(const struct imaparg *a, struct fetch_req *r)
+/* The items at *ap (a macro, a list, or one att with its section and partial); *ap moves
+ * to what follows them (the modifiers, if any). */
+static int parse_request(const struct imaparg **ap, struct fetch_req *r)
 {
+	const struct imaparg *a = *ap;
+
 	memset(r, 0, sizeof(*r));
 	if (a == NULL)
 		return -1;
+	*ap = a->next;
 	if (a->kind == IMAPARG_ATOM && imaparg_is_atom(a, "ALL"))
 		return add(r, F_FLAGS) | add(r, F_INTERNALDATE) | add(r, F_SIZE) | add(r, F_ENVELOPE);
 	if (a->kind == IMAPARG_ATOM && imaparg_is_atom(a, "FAST"))
@@ -196,20 +202,34 @@ static int parse_request(const struct imaparg *a, struct fetch_req *r)
 				return -1;
 		return r->n ? 0 : -1;
 	}
-	return parse_att(&a, r) < 0 || a->next ? -1 : 0;
+	if (parse_att(&a, r) < 0)	/* a ends on the att's last node (section, partial) */
+		return -1;
+	*ap = a->next;
+	return 0;
 }
 
-/* (CHANGEDSINCE n) after the items */
-static int parse_modifiers(const struct imaparg *m, struct fetch_req *r)
+/* (CHANGEDSINCE n [VANISHED]) after the items (RFC 7162 §3.1.4, §3.2.6) */
+static int parse_modifiers(const struct imaparg *m, struct fetch_req *r, bool uid)
 {
 	unsigned long long v;
 
 	if (m == NULL)
 		return 0;
-	if (m->kind != IMAPARG_LIST || m->next || !m->child || !imaparg_is_atom(m->child, "CHANGEDSINCE") ||
-	    !m->child->next || sscanf(m->child->next->text, "%llu", &v) != 1)
+	if (m->kind != IMAPARG_LIST || m->next)
 		return -1;
-	r->changedsince = v;
+	for (const struct imaparg *x = m->child; x; x = x->next) {
+		if (imaparg_is_atom(x, "CHANGEDSINCE") && x->next &&
+		    sscanf(x->next->text, "%llu", &v) == 1) {
+			r->changedsince = v;
+			x = x->next;
+		} else if (imaparg_is_atom(x, "VANISHED") && uid && S.qresync) {
+			r->vanished = true;
+		} else {
+			return -1;
+		}
+	}
+	if (r->vanished && r->changedsince == 0)
+		return -1;	/* VANISHED needs CHANGEDSINCE */
 	S.condstore = true;
 	return 0;
 }
@@ -318,7 +338,7 @@ static bool fetch_one(uint32_t seq, const struct fetch_req *r, bool uid)
 		m = mfolder_msg(S.folder, seq);
 	}
 	out_printf("* %u FETCH (", seq);
-	if (uid && !has_kind(r, F_UID)) {
+	if ((uid || S.qresync) && !has_kind(r, F_UID)) {
 		out_printf("UID %u", m->uid);
 		first = false;
 	}
@@ -346,8 +366,10 @@ static void fetch(const struct imaparg *a, bool uid)
 	size_t n;
 	bool lost = false;
 
-	if (a == NULL || a->next == NULL || parse_request(a->next, &r) < 0 ||
-	    parse_modifiers(a->next->next, &r) < 0) {
+	const struct imaparg *items = a ? a->next : NULL;
+
+	if (a == NULL || items == NULL || parse_request(&items, &r) < 0 ||
+	    parse_modifiers(items, &r, uid) < 0) {
 		reply_tagged("BAD", "Error in IMAP command FETCH: Invalid arguments.");
 		return;
 	}
@@ -355,6 +377,14 @@ static void fetch(const struct imaparg *a, bool uid)
 	if (seqs == NULL) {
 		reply_tagged("BAD", "Error in IMAP command FETCH: Invalid messageset");
 		return;
+	}
+	if (r.vanished) {
+		static struct seqset want;
+		const struct mmsg *last = mfolder_count(S.folder) ?
+			mfolder_msg(S.folder, mfolder_count(S.folder)) : NULL;
+
+		if (seqset_parse(a->text, last ? last->uid : 1, &want) == 0)
+			report_vanished_earlier(&want);
 	}
 	for (size_t i = 0; i < n; i++)
 		if (!fetch_one(seqs[i], &r, uid))

@@ -229,6 +229,44 @@ static void list_one(const char *name, char **all, size_t nall, char **subs, siz
 		status_line(name, o->status_items);
 }
 
+/* RECURSIVEMATCH (RFC 5258 §3.5): a matching name that is not subscribed itself but has a
+ * subscribed descendant is listed with CHILDINFO, so a client sees the way down to it.
+ * Candidates are the existing names and the parents of subscribed ones. */
+static void list_childinfo(const char *ref, const char *const *pats, size_t npats, char **all,
+			   size_t nall, char **subs, size_t nsubs)
+{
+	char cand[MS_NAME_MAX + 1];
+	char **seen = xmalloc(sizeof(*seen) * (nall + nsubs * 8 + 1));
+	size_t nseen = 0;
+
+	for (size_t i = 0; i < nsubs; i++) {
+		const char *dot = subs[i];
+
+		while ((dot = strchr(dot, SEP)) != NULL) {
+			size_t len = (size_t)(dot - subs[i]);
+			bool match = false;
+
+			dot++;
+			if (len >= sizeof(cand))
+				break;
+			memcpy(cand, subs[i], len);
+			cand[len] = '\0';
+			if (in_list(subs, nsubs, cand) || in_list(seen, nseen, cand))
+				continue;
+			for (size_t p = 0; p < npats && !match; p++)
+				match = name_match(ref, pats[p], cand);
+			if (!match || nseen >= nall + nsubs * 8)
+				continue;
+			seen[nseen++] = xstrdup(cand);
+			out_printf("* LIST (%s) \"%c\" ", in_list(all, nall, cand) ? "" :
+				   "\\NonExistent", SEP);
+			out_astring(cand);
+			out_str(" (\"CHILDINFO\" (\"SUBSCRIBED\"))\r\n");
+		}
+	}
+	mstore_names_free(seen, nseen);
+}
+
 static void do_list(const char *ref, const char *const *pats, size_t npats,
 		    const struct list_opts *o)
 {
@@ -260,6 +298,8 @@ static void do_list(const char *ref, const char *const *pats, size_t npats,
 			if (match && !in_list(all, nall, subs[i]))
 				list_one(subs[i], all, nall, subs, nsubs, o, false);
 		}
+	if (o->recursive)
+		list_childinfo(ref, pats, npats, all, nall, subs, nsubs);
 	mstore_names_free(all, nall);
 	mstore_names_free(subs, nsubs);
 }

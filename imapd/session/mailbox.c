@@ -133,19 +133,86 @@ static void report_flags(uint32_t seq)
 	out_str(")\r\n");
 }
 
+uint32_t *folder_uids(size_t *n)
+{
+	uint32_t count = S.folder ? mfolder_count(S.folder) : 0;
+	uint32_t *u = xmalloc(sizeof(*u) * (count ? count : 1));
+
+	for (uint32_t i = 0; i < count; i++)
+		u[i] = mfolder_msg(S.folder, i + 1)->uid;
+	*n = count;
+	return u;
+}
+
+static void out_vanished(const char *prefix, const uint32_t *uids, size_t n)
+{
+	char *set;
+
+	if (n == 0)
+		return;
+	set = xmalloc(n * 22 + 1);
+	if (seqset_format(uids, n, set, n * 22 + 1) == 0)
+		out_printf("* VANISHED %s%s\r\n", prefix, set);
+	free(set);
+}
+
+void report_expunged(const struct mfolder_changes *ch, const uint32_t *before, size_t nbefore)
+{
+	if (!S.qresync || before == NULL) {
+		for (size_t i = 0; i < ch->nexpunged; i++)
+			out_printf("* %u EXPUNGE\r\n", ch->expunged_seqs[i]);
+	} else if (ch->nexpunged) {
+		uint32_t *gone = xmalloc(sizeof(*gone) * (nbefore ? nbefore : 1));
+		size_t k = 0;
+
+		for (size_t i = 0; i < nbefore; i++)
+			if (mfolder_seq_of_uid(S.folder, before[i]) == 0)
+				gone[k++] = before[i];
+		out_vanished("", gone, k);
+		free(gone);
+	}
+	S.expunged_count += (unsigned)ch->nexpunged;
+}
+
+void report_vanished_earlier(const struct seqset *set)
+{
+	uint32_t next = mfolder_uidnext(S.folder), *gone;
+	size_t k = 0, cap = 1024;
+
+	gone = xmalloc(sizeof(*gone) * cap);
+	for (size_t r = 0; set ? r < set->n : r < 1; r++) {
+		uint32_t lo = set ? set->r[r].lo : 1, hi = set ? set->r[r].hi : next - 1;
+
+		for (uint32_t u = lo; u <= hi && u < next && u != 0; u++) {
+			if (mfolder_seq_of_uid(S.folder, u) != 0)
+				continue;
+			if (k == cap)
+				gone = xreallocarray(gone, cap *= 2, sizeof(*gone));
+			gone[k++] = u;
+		}
+	}
+	out_vanished("(EARLIER) ", gone, k);
+	free(gone);
+}
+
 void folder_report_changes(bool allow_expunge)
 {
 	struct mfolder_changes ch;
+	uint32_t *before = NULL;
+	size_t nbefore = 0;
 
 	if (S.folder == NULL || !allow_expunge)
 		return;
 	memset(&ch, 0, sizeof(ch));
+	if (S.qresync)
+		before = folder_uids(&nbefore);
 	if (mfolder_sync(S.folder, &ch) < 0) {
 		msg_warn("%s: sync %s: %s", S.user, S.folder_name, mstore_error(S.store));
+		free(before);
 		return;
 	}
-	for (size_t i = 0; i < ch.nexpunged; i++)
-		out_printf("* %u EXPUNGE\r\n", ch.expunged_seqs[i]);
+	report_expunged(&ch, before, nbefore);
+	free(before);
 	for (size_t i = 0; i < ch.nflag_changed; i++)
 		report_flags(ch.flag_changed_seqs[i]);
 	if (ch.exists_changed || ch.exists != S.reported_exists) {
@@ -156,9 +223,30 @@ void folder_report_changes(bool allow_expunge)
 	mfolder_changes_free(&ch);
 }
 
+/* RFC 7162 §3.2.5: what changed since the client's (uidvalidity modseq [known-uids]). */
+static void qresync_select(const struct imaparg *qr)
+{
+	static struct seqset known;
+	unsigned long long uv, ms;
+	uint32_t count = mfolder_count(S.folder);
+
+	if (qr == NULL || qr->next == NULL || sscanf(qr->text, "%llu", &uv) != 1 ||
+	    sscanf(qr->next->text, "%llu", &ms) != 1 || uv != mfolder_uidvalidity(S.folder))
+		return;		/* another UIDVALIDITY: the client resyncs from scratch */
+	if (qr->next->next && qr->next->next->kind == IMAPARG_ATOM &&
+	    seqset_parse(qr->next->next->text, mfolder_uidnext(S.folder), &known) == 0)
+		report_vanished_earlier(&known);
+	else
+		report_vanished_earlier(NULL);
+	for (uint32_t seq = 1; seq <= count; seq++)
+		if (mfolder_msg(S.folder, seq)->modseq > ms)
+			report_flags(seq);
+}
+
 static void select_folder(const struct imaparg *a, bool readonly)
 {
 	const char *name = a ? imaparg_astring(a) : NULL;
+	const struct imaparg *qr = NULL;	/* (uidvalidity modseq [known-uids ...]) */
 	const char *const *kw;
 	char flags[1024] = "";
 	uint32_t count, recent = 0, unseen = 0;
@@ -168,9 +256,23 @@ static void select_folder(const struct imaparg *a, bool readonly)
 		reply_tagged("BAD", "Missing mailbox name.");
 		return;
 	}
-	for (const struct imaparg *p = a->next; p; p = p->next)	/* (CONDSTORE) */
-		if (p->kind == IMAPARG_LIST && p->child && imaparg_is_atom(p->child, "CONDSTORE"))
-			S.condstore = true;
+	for (const struct imaparg *p = a->next; p; p = p->next) {	/* (CONDSTORE) (QRESYNC ..) */
+		if (p->kind != IMAPARG_LIST)
+			continue;
+		for (const struct imaparg *q = p->child; q; q = q->next) {
+			if (imaparg_is_atom(q, "CONDSTORE"))
+				S.condstore = true;
+			else if (imaparg_is_atom(q, "QRESYNC") && q->next &&
+				 q->next->kind == IMAPARG_LIST) {
+				if (!S.qresync) {
+					reply_tagged("BAD", "QRESYNC is not enabled.");
+					return;
+				}
+				qr = q->next->child;
+				q = q->next;
+			}
+		}
+	}
 	folder_close();
 	S.folder = mfolder_open(S.store, name, readonly);
 	if (S.folder == NULL) {
@@ -206,6 +308,8 @@ static void select_folder(const struct imaparg *a, bool readonly)
 		reply_untagged("OK [HIGHESTMODSEQ %llu] Highest",
 			       (unsigned long long)mfolder_highestmodseq(S.folder));
 	S.reported_exists = count;
+	if (qr)
+		qresync_select(qr);
 	reply_tagged("OK", "[%s] %s completed", readonly ? "READ-ONLY" : "READ-WRITE",
 		     readonly ? "Examine" : "Select");
 }

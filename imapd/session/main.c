@@ -117,7 +117,7 @@ static void start(int argc, char **argv)
 	mstore_set_quota(S.store, (uint64_t)a.quota, 0);	/* authd's quota wins */
 	buf_init(&S.out, IMAP_OUT_FLUSH * 2 + 1);
 	S.cmd = imapcmd_new(&(struct imapcmd_limits){
-		.line_max = 65536, .literal_max = S.append_limit + 65536,
+		.line_max = 65536, .literal_max = S.append_limit,	/* refused before the "+" */
 		.total_max = S.append_limit + 131072, .literal_plus = true });
 	S.state = S_AUTH;
 }

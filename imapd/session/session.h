@@ -38,6 +38,7 @@ struct session {
 	char folder_name[MS_NAME_MAX + 1];
 	bool readonly;
 	bool condstore;			/* ENABLEd or implied by a CONDSTORE command */
+	bool qresync;			/* ENABLE QRESYNC: VANISHED instead of EXPUNGE */
 	bool utf8;			/* ENABLE UTF8=ACCEPT */
 	uint32_t reported_exists;	/* what the client has been told */
 	uint64_t append_limit;		/* largest APPEND */
@@ -72,6 +73,13 @@ const char *capability_string(void);
 void folder_close(void);
 /* Sync the selected folder and tell the client what changed; expunges only when allowed. */
 void folder_report_changes(bool allow_expunge);
+/* The UIDs of the view, ascending (heap), to find what an operation expunged. */
+uint32_t *folder_uids(size_t *n);
+/* Report expunges: "* N EXPUNGE" lines, or with QRESYNC one "* VANISHED" of the UIDs in
+ * before[] that the view no longer has. */
+void report_expunged(const struct mfolder_changes *ch, const uint32_t *before, size_t nbefore);
+/* "* VANISHED (EARLIER) set" for the UIDs of set (NULL: 1:uidnext-1) that do not exist. */
+void report_vanished_earlier(const struct seqset *set);
 const char *imap_flag_list(const struct mmsg *m, char *out, size_t outlen);
 /* Parse a flag list / single flag into system flags and keyword indexes of the folder. */
 int parse_flags(const struct imaparg *a, unsigned *flags, uint32_t *keywords, bool create);

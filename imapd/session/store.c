@@ -13,11 +13,10 @@
 #include "session.h"
 #include "util.h"
 
-static void report_expunges(struct mfolder_changes *ch)
+static void report_expunges(struct mfolder_changes *ch, uint32_t *before, size_t nbefore)
 {
-	for (size_t i = 0; i < ch->nexpunged; i++)
-		out_printf("* %u EXPUNGE\r\n", ch->expunged_seqs[i]);
-	S.expunged_count += (unsigned)ch->nexpunged;
+	report_expunged(ch, before, nbefore);
+	free(before);
 	S.reported_exists = mfolder_count(S.folder);
 	mfolder_changes_free(ch);
 }
@@ -126,7 +125,7 @@ static void store(const struct imaparg *a, bool uid)
 			char fl[1024];
 
 			out_printf("* %u FETCH (", seqs[i]);
-			if (uid)
+			if (uid || S.qresync)	/* RFC 7162 §3.2.4: UID with QRESYNC */
 				out_printf("UID %u ", m->uid);
 			out_printf("FLAGS (%s)", imap_flag_list(m, fl, sizeof(fl)));
 			if (S.condstore)
@@ -206,6 +205,8 @@ static void copy(const struct imaparg *a, bool uid, bool move)
 		 seqset_format(dst, n, dset, sizeof(dset)) == 0;
 	if (move) {
 		struct mfolder_changes ch = { 0 };
+		uint32_t *before;
+		size_t nbefore;
 
 		if (report)
 			out_printf("* OK [COPYUID %u %s %s] Moved UIDs.\r\n", uidvalidity, sset, dset);
@@ -214,8 +215,11 @@ static void copy(const struct imaparg *a, bool uid, bool move)
 
 			(void)mfolder_set_flags(S.folder, seqs[i], m->flags | MSF_DELETED, m->keywords);
 		}
+		before = folder_uids(&nbefore);
 		if (mfolder_expunge(S.folder, src, n, &ch) == 0)
-			report_expunges(&ch);
+			report_expunges(&ch, before, nbefore);
+		else
+			free(before);
 		reply_tagged("OK", "Move completed.");
 	} else if (report) {
 		reply_tagged("OK", "[COPYUID %u %s %s] Copy completed.", uidvalidity, sset, dset);
@@ -250,17 +254,21 @@ void cmd_uid_move(const struct imaparg *a)
 void cmd_expunge(const struct imaparg *a)
 {
 	struct mfolder_changes ch = { 0 };
+	uint32_t *before;
+	size_t nbefore;
 
 	(void)a;
 	if (S.readonly) {
 		reply_tagged("NO", "Mailbox is read-only.");
 		return;
 	}
+	before = folder_uids(&nbefore);
 	if (mfolder_expunge(S.folder, NULL, 0, &ch) < 0) {
+		free(before);
 		internal_error("expunge");
 		return;
 	}
-	report_expunges(&ch);
+	report_expunges(&ch, before, nbefore);
 	folder_report_changes(true);
 	reply_tagged("OK", "Expunge completed.");
 }
@@ -292,7 +300,7 @@ void cmd_uid_expunge(const struct imaparg *a)
 		internal_error("expunge");
 		return;
 	}
-	free(seqs), free(uids);
-	report_expunges(&ch);
+	free(seqs);
+	report_expunges(&ch, uids, n);	/* before: only these could go */
 	reply_tagged("OK", "Expunge completed.");
 }
