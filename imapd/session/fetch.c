@@ -391,8 +391,6 @@ static void fetch(const struct imaparg *a, bool uid)
 			lost = true;
 	free(seqs);
 	unload();
-	if (uid)
-		folder_report_changes(true);
 	if (lost)
 		reply_tagged("NO", "Some messages were expunged meanwhile; their data is missing.");
 	else

@@ -195,6 +195,9 @@ void report_vanished_earlier(const struct seqset *set)
 	free(gone);
 }
 
+/* Called at NOOP, CHECK, IDLE, SELECT, EXPUNGE, APPEND and STATUS of the selected folder
+ * (not after every UID command: a sync reads the folder's directories, and clients poll
+ * with NOOP or IDLE anyway). */
 void folder_report_changes(bool allow_expunge)
 {
 	struct mfolder_changes ch;

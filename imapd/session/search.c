@@ -546,8 +546,6 @@ static void search(const struct imaparg *a, bool uid)
 		out_str("\r\n");
 	}
 	free(hits);
-	if (uid)
-		folder_report_changes(true);
 	reply_tagged("OK", "Search completed.");
 }
 

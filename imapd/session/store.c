@@ -135,8 +135,6 @@ static void store(const struct imaparg *a, bool uid)
 		S.deleted_count += (flags & MSF_DELETED) && mode != '-';
 	}
 	free(seqs);
-	if (uid)
-		folder_report_changes(true);
 	if (nmod) {
 		char set[8192];
 
