@@ -67,6 +67,8 @@ $(eval $(call prog,local,postern-local))
 $(eval $(call prog,qmgr,postern-qmgr))
 $(eval $(call prog,imapd/login,postern-imap-login))
 $(eval $(call prog,imapd/session,postern-imap))
+$(eval $(call prog,pop3d/login,postern-pop3-login))
+$(eval $(call prog,pop3d/session,postern-pop3))
 $(eval $(call prog,tests/testd,postern-testd))
 
 # ---- unit tests: every tests/unit/test_*.c is one program ---------------------------------
@@ -173,6 +175,18 @@ $(IMAP_LOAD): $(BUILD)/bench/imap-load.o $(LIBPOSTERN)
 .PHONY: bench-imap
 bench-imap: all $(IMAP_LOAD)
 	POSTERN_BUILD=$(CURDIR)/$(BUILD) ./bench/imap.sh
+
+# ---- POP3 benchmark (issue 7) ------------------------------------------------------------
+# Postern against Debian's Dovecot pop3d, same MariaDB, same Maildirs (bench/lib-dovecot.sh);
+# bench/pop3-load.c is the client of both; see bench/pop3.sh (env LOGIN_CONNS, RETR_CONNS...).
+POP3_LOAD := $(BUILD)/bench/pop3-load
+
+$(POP3_LOAD): $(BUILD)/bench/pop3-load.o $(LIBPOSTERN)
+	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+
+.PHONY: bench-pop3
+bench-pop3: all $(POP3_LOAD)
+	POSTERN_BUILD=$(CURDIR)/$(BUILD) ./bench/pop3.sh
 
 # ---- fuzzing (clang + libFuzzer) ---------------------------------------------------------
 # One libFuzzer target per untrusted-input parser. `make fuzz` builds them all, `make fuzz-NAME`

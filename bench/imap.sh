@@ -74,213 +74,38 @@ ONLY=${ONLY:-}
 KEEP=${KEEP:-no}
 DOMAIN=bench.test
 PASS=benchpass
-export DEBIAN_FRONTEND=noninteractive
 
-case "$ONLY" in ""|dovecot|postern) ;; *) echo "ONLY must be dovecot or postern" >&2; exit 2 ;; esac
-runs() { [ -z "$ONLY" ] || [ "$ONLY" = "$1" ]; }
-[ "$(id -u)" = 0 ] || { echo "imap.sh: run as root (sandbox, vmail, Dovecot)" >&2; exit 2; }
 for f in "$BUILD/postern-master" "$BUILD/postern" "$LOAD"; do
 	[ -x "$f" ] || { echo "imap.sh: $f missing: run make bench-imap" >&2; exit 2; }
 done
-LOADAVG=$(cut -d' ' -f1-3 /proc/loadavg)
 NUSERS=$IDLE_CONNS
 for n in "$LOGIN_CONNS" $APPEND_CONNS; do [ "$n" -gt "$NUSERS" ] && NUSERS=$n; done
 
-missing=""
-for p in dovecot-core dovecot-imapd dovecot-mysql; do
-	dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"
-done
-# shellcheck disable=SC2086
-[ -z "$missing" ] || apt-get install -y -q $missing >/dev/null
-
-DIR=$(mktemp -d /tmp/postern-bench-imap.XXXXXX)
-chmod 755 "$DIR"
-SANDBOX=$DIR/sandbox
-DC=$DIR/dovecot
-TPL=$DIR/templates
-DC_MASTER_PID=
-
-# shellcheck disable=SC2317  # called by the EXIT trap
-cleanup() {
-	set +e
-	exec 3>&- 2>/dev/null
-	if [ -n "$DC_MASTER_PID" ]; then
-		dovecot -c "$DC/dovecot.conf" stop >/dev/null 2>&1
-		for _ in $(seq 100); do kill -0 "$DC_MASTER_PID" 2>/dev/null || break; sleep 0.1; done
-		kill -0 "$DC_MASTER_PID" 2>/dev/null && kill -KILL "$DC_MASTER_PID"
-	fi
-	"$REPO/tests/sandbox" stop "$SANDBOX" >/dev/null 2>&1
-	if [ "$KEEP" = yes ]; then echo "kept $DIR" >&2; else rm -rf "$DIR"; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+# shellcheck source=bench/lib-dovecot.sh
+. "$REPO/bench/lib-dovecot.sh"
+bench_setup imap dovecot-core dovecot-imapd dovecot-mysql
 
 # --- Postern, in the sandbox (its MariaDB serves both) -----------------------------------------
 # imap_allow_plaintext_auth only exists once the IMAP service does; an older build would
 # refuse the unknown parameter, and its IMAP port is then found not to speak IMAP below.
 sets=(--set "imap_process_limit=$((IDLE_CONNS + LOGIN_CONNS + 50))")
 [ -x "$BUILD/postern-imap" ] && sets+=(--set imap_allow_plaintext_auth=yes)
-POSTERN_BUILD=$BUILD "$REPO/tests/sandbox" start "$SANDBOX" "${sets[@]}" >/dev/null
-set -a
-# shellcheck disable=SC1091
-. "$SANDBOX/env"
-set +a
-ADMIN="$BUILD/postern admin -c $POSTERN_CONF"
-MAILROOT=$POSTERN_MAIL_ROOT
-DBPASS=$(sed -n 's/^password *= *//p' "$SANDBOX/etc/sql.conf")
-DBUSER=$(sed -n 's/^user *= *//p' "$SANDBOX/etc/sql.conf")
-VUID=$(id -u vmail)
-VGID=$(id -g vmail)
+bench_start_postern "${sets[@]}"
 
 # --- users and mailbox templates -----------------------------------------------------------------
 echo "setting up: $NUSERS users u0..u$((NUSERS - 1)), mailboxes of $SIZES messages" >&2
-$ADMIN domain add "$DOMAIN" >/dev/null
-add_user() { echo "$PASS" | $ADMIN user add "$1@$DOMAIN" --password-stdin >/dev/null; }
 for ((i = 0; i < NUSERS; i++)); do add_user "u$i"; done
 for n in $SIZES; do add_user "m$n"; done
-maildir_of() { echo "$MAILROOT/$DOMAIN/$1/Maildir"; }
-# The skeleton: a Maildir as `postern admin user add` makes it (folders, subscriptions).
-mkdir -p "$TPL"
-cp -a "$(maildir_of u0)" "$TPL/skel"
-
-# fill.py DIR UID GID N...: DIR/all holds max(N) messages, DIR/N hard links to the first N.
-cat > "$DIR/fill.py" <<'PY'
-import os, sys
-root, uid, gid = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-sizes = sorted({int(n) for n in sys.argv[4:]})
-for d in ["all"] + [str(n) for n in sizes]:    # like cur/: `cp -a` copies the directory's
-    os.makedirs(os.path.join(root, d), exist_ok=True)   # owner and mode onto it
-    os.chown(os.path.join(root, d), uid, gid)
-    os.chmod(os.path.join(root, d), 0o700)
-words = ("lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor "
-         "incididunt ut labore et dolore magna aliqua").split()
-for i in range(sizes[-1]):
-    lines = [f"Return-Path: <sender{i % 97}@outside.example>",
-             f"Delivered-To: user@bench.test",
-             f"From: Sender {i % 97} <sender{i % 97}@outside.example>",
-             "To: user@bench.test",
-             f"Subject: message {i} {' '.join(words[i % 7:i % 7 + 4])}",
-             f"Date: Mon, {1 + i % 28} Jan 2024 {i % 24:02d}:{i % 60:02d}:00 +0000",
-             f"Message-ID: <bench.{i}@outside.example>",
-             "MIME-Version: 1.0",
-             "Content-Type: text/plain; charset=us-ascii",
-             ""]
-    for k in range(3 + (i * 7919) % 40):
-        lines.append(" ".join(words[(i + k + j) % len(words)] for j in range(11)))
-    data = ("\n".join(lines) + "\n").encode()
-    vsize = len(data) + data.count(b"\n")    # W=: the size with CRLF line ends
-    flags = ("F" if i % 10 == 0 else "") + ("S" if i % 4 else "")
-    name = (f"{1700000000 + i // 8}.M{(i * 1237) % 1000000}P{4000 + i % 3000}Q{i}.bench,"
-            f"S={len(data)},W={vsize}:2,{flags}")
-    path = os.path.join(root, "all", name)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    os.write(fd, data)
-    os.fchown(fd, uid, gid)
-    os.close(fd)
-    for n in sizes:
-        if i < n:
-            os.link(path, os.path.join(root, str(n), name))
-PY
-t0=$(date +%s.%N)
+bench_skeleton u0
 # shellcheck disable=SC2086
-python3 "$DIR/fill.py" "$TPL" "$VUID" "$VGID" $SIZES "$IDLE_MESSAGES"
-echo "templates written in $(python3 -c "print(f'{$(date +%s.%N) - $t0:.1f}')") s" >&2
-
-# reset_maildir USER N: USER's Maildir anew: the skeleton and N messages of the template in
-# cur/ (N = 0: empty), owned by vmail.
-reset_maildir() {
-	local md
-	md=$(maildir_of "$1")
-	rm -rf "$md"
-	cp -a "$TPL/skel" "$md"
-	[ "$2" -eq 0 ] || cp -al "$TPL/$2/." "$md/cur/"
-}
-
-drop_caches() {
-	if [ "$DROP_CACHES" = yes ]; then sync; echo 3 > /proc/sys/vm/drop_caches; fi
-}
+bench_fill $SIZES "$IDLE_MESSAGES"
 
 # --- Dovecot: a throwaway configuration, same MariaDB, same Maildirs ----------------------------
-write_dovecot_conf() {
-	mkdir -p "$DC/run" "$DC/state"
-	cat > "$DC/dovecot.conf" <<-X
-	# written by postern bench/imap.sh; nothing of /etc/dovecot is read
-	protocols = imap
-	listen = 127.0.0.1
-	base_dir = $DC/run
-	state_dir = $DC/state
-	instance_name = postern-bench-imap
-	log_path = $DC/dovecot.log
-	ssl = no
-	disable_plaintext_auth = no
-	auth_mechanisms = plain login
-	mail_location = maildir:$MAILROOT/%d/%n/Maildir
-	first_valid_uid = $VUID
-	last_valid_uid = $VUID
-	passdb {
-	  driver = sql
-	  args = $DC/dovecot-sql.conf.ext
-	}
-	userdb {
-	  driver = prefetch
-	}
-	userdb {
-	  driver = sql
-	  args = $DC/dovecot-sql.conf.ext
-	}
-	service imap-login {
-	  inet_listener imap {
-	    address = 127.0.0.1
-	    port = $DC_PORT
-	  }
-	  inet_listener imaps {
-	    port = 0
-	  }
-	}
-	service auth-worker {
-	  user = vmail
-	}
-	namespace inbox {
-	  inbox = yes
-	}
-	X
-	local home="'$MAILROOT/%d/%n'"
-	cat > "$DC/dovecot-sql.conf.ext" <<-X
-	driver = mysql
-	connect = host=$POSTERN_MYSQL_SOCKET dbname=$POSTERN_DB user=$DBUSER password=$DBPASS
-	default_pass_scheme = SHA512-CRYPT
-	password_query = SELECT email AS user, password, $home AS userdb_home, \\
-	  $VUID AS userdb_uid, $VGID AS userdb_gid FROM virtual_users WHERE email = '%u'
-	user_query = SELECT $home AS home, $VUID AS uid, $VGID AS gid \\
-	  FROM virtual_users WHERE email = '%u'
-	iterate_query = SELECT email AS user FROM virtual_users
-	X
-	chown vmail:dovecot "$DC/dovecot-sql.conf.ext"
-	chmod 640 "$DC/dovecot-sql.conf.ext"
-}
-
-start_dovecot() {
-	doveconf -c "$DC/dovecot.conf" -n >/dev/null
-	dovecot -c "$DC/dovecot.conf"
-	for _ in $(seq 100); do
-		DC_MASTER_PID=$(cat "$DC/run/master.pid" 2>/dev/null || true)
-		[ -n "$DC_MASTER_PID" ] && (exec 3<>"/dev/tcp/127.0.0.1/$DC_PORT") 2>/dev/null && return
-		sleep 0.1
-	done
-	echo "imap.sh: Dovecot did not start listening on $DC_PORT:" >&2
-	tail -n 20 "$DC/dovecot.log" >&2 || true
-	exit 1
-}
-
-# Dovecot's port: a free one unless given, chosen once the sandbox listens on its own.
-DC_PORT=${DC_PORT:-$(python3 -c 'import socket
-s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}
+bench_dovecot_port
 if runs dovecot; then
-	write_dovecot_conf
+	write_dovecot_conf imap
 	start_dovecot
 fi
-DC_VERSION=$(dovecot --version | cut -d' ' -f1)
 
 # --- measuring ------------------------------------------------------------------------------------
 # pss.py ROOTPID NAME...: "KIB COUNT": the summed PSS of ROOTPID's descendants whose executable
@@ -399,9 +224,6 @@ measure_idle() {
 
 # --- the runs --------------------------------------------------------------------------------------
 # Rows: "label|kind|postern|dovecot" where kind is rate (higher is better), ms or kib (lower).
-ROWS=()
-failed=no
-postern_ok=yes
 if runs postern; then
 	if [ ! -x "$BUILD/postern-imap" ]; then
 		echo "Postern: $BUILD/postern-imap does not exist (IMAP service not built yet);" \
@@ -416,46 +238,6 @@ if runs postern; then
 		failed=yes
 	fi
 fi
-
-# median V...: the median of numbers, or "error" if one of them is not a number.
-median() {
-	python3 -c 'import statistics, sys
-try:
-    m = statistics.median(float(v) for v in sys.argv[1:])
-    print(round(m) if m >= 100 else round(m, 1))
-except ValueError:
-    print("error")' "$@"
-}
-
-# run_pair KIND FUNCTION ARGS...: one row per entry of the array LABELS: FUNCTION SERVER ARGS
-# prints one number per label; Dovecot and Postern take turns, REPEAT rounds each, and each
-# row gets the median of its rounds (rate: higher is better; ms, kib: lower is better).
-run_pair() {
-	local kind=$1 fn=$2 r k out dv=() pv=() d p
-	shift 2
-	for ((r = 0; r < REPEAT; r++)); do
-		if runs dovecot; then
-			out=$($fn dovecot "$@") || { out=error; failed=yes; }
-			dv+=("$out")
-		fi
-		if runs postern && [ "$postern_ok" = yes ]; then
-			out=$($fn postern "$@") || { out=error; failed=yes; postern_ok=no; }
-			pv+=("$out")
-		fi
-	done
-	for k in "${!LABELS[@]}"; do
-		d=-; p=-
-		# shellcheck disable=SC2046  # one word per round
-		[ ${#dv[@]} -eq 0 ] || d=$(median $(printf '%s\n' "${dv[@]}" | column_of "$k"))
-		# shellcheck disable=SC2046
-		[ ${#pv[@]} -eq 0 ] || p=$(median $(printf '%s\n' "${pv[@]}" | column_of "$k"))
-		runs postern && [ ${#pv[@]} -eq 0 ] && p=skipped
-		ROWS+=("${LABELS[$k]}|$kind|$p|$d")
-	done
-}
-
-# column_of K: the K-th (from 0) word of each line ("error" lines give "error").
-column_of() { awk -v k="$1" '{ print ($1 == "error" ? "error" : $(k + 1)) }'; }
 
 LABELS=("logins/s ($LOGIN_CONNS conns)")
 run_pair rate measure_login
@@ -473,28 +255,5 @@ LABELS=("PSS per idle connection (KiB)")
 run_pair kib measure_idle
 
 # --- the table --------------------------------------------------------------------------------------
-numeric() { [[ $1 =~ ^[0-9]+(\.[0-9]+)?$ ]]; }
-printf '\nIMAP: Postern against Dovecot %s, same MariaDB, same Maildirs, plain LOGIN on loopback, %d CPUs\n' \
-	"$DC_VERSION" "$(nproc)"
-printf 'load average when the run began: %s (other work on the machine makes figures noisy)\n' \
-	"$LOADAVG"
-printf 'ratio = how many times better Postern is (rates: Postern/Dovecot; times, memory: Dovecot/Postern)\n'
-printf '%-44s %10s %10s %8s %7s\n' metric Postern Dovecot ratio target
-met=yes
-for row in "${ROWS[@]}"; do
-	IFS='|' read -r label kind p d <<<"$row"
-	ratio=- target=">=1.5"
-	[ "$kind" = kib ] && target=">=1.0"
-	if numeric "$p" && numeric "$d"; then
-		ratio=$(python3 -c "p, d = $p, $d; r = p / d if '$kind' == 'rate' else d / p; print(f'{r:.2f}x')")
-		python3 -c "import sys; sys.exit(0 if ${ratio%x} >= ${target#>=} else 1)" || met=no
-	else
-		met=no
-	fi
-	printf '%-44s %10s %10s %8s %7s\n' "$label" "$p" "$d" "$ratio" "$target"
-done
-if [ -z "$ONLY" ]; then
-	echo "targets (Postern >= 1.5x Dovecot's throughput, <= its memory): $([ $met = yes ] && echo met || echo NOT met)"
-fi
-echo "logs: Dovecot $DC/dovecot.log, Postern $POSTERN_LOG (removed at exit unless KEEP=yes)"
+bench_table "IMAP: Postern against Dovecot $DC_VERSION, same MariaDB, same Maildirs, plain LOGIN on loopback"
 [ "$failed" = no ]

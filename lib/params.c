@@ -228,6 +228,11 @@ const struct conf_param conf_params[] = {
 	  "offer LOGIN and AUTHENTICATE on port 143 before STARTTLS (passwords in the clear)" },
 	{ "login_idle_timeout", CONF_TIME, "60s", MS(1), MS(3600),
 	  "how long a login process waits for a command before the user has logged in" },
+	/* POP3 (issue 7) */
+	{ "pop3_allow_plaintext_auth", CONF_BOOL, "no", 0, 0,
+	  "offer USER/PASS and AUTH on port 110 before STLS (passwords in the clear)" },
+	{ "pop3_uidl_format", CONF_STR, "%08Xu%08Xv", 0, 0,
+	  "UIDL template, Dovecot's syntax (%u uid, %v uidvalidity, %f file name)" },
 
 	{ NULL, CONF_STR, NULL, 0, 0, NULL },
 };

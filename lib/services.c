@@ -2,9 +2,9 @@
  * services.c: the service table (see services.h).
  *
  * The SMTP listeners are served by postern-smtpd in three roles (issue 4), the IMAP ones by
- * postern-imap-login (issue 6). Until the POP3 login exists (issue 7), its listeners are
- * served by postern-testd, a small honest test service: it greets with its own name and
- * echoes lines. Each later daemon replaces its entries' command.
+ * postern-imap-login (issue 6), the POP3 ones by postern-pop3-login (issue 7). postern-testd,
+ * a small honest test service that greets with its own name and echoes lines, serves only
+ * the test listener and the test daemons below.
  */
 #include "services.h"
 
@@ -22,9 +22,10 @@ const struct service_def service_table[] = {
 	  NULL, "imap_listen", "imap_process_limit", NULL, NULL, NULL },
 	{ "imaps", SERVICE_POOL, "postern-imap-login", "-t", "mail_owner", ROOT_EMPTY,
 	  NULL, "imaps_listen", "imaps_process_limit", NULL, NULL, NULL },
-	{ "pop3", SERVICE_POOL, "postern-testd", "", "mail_owner", ROOT_EMPTY,
+	/* POP3 logins (issue 7): STLS on 110, implicit TLS on 995 (-t). */
+	{ "pop3", SERVICE_POOL, "postern-pop3-login", "", "mail_owner", ROOT_EMPTY,
 	  NULL, "pop3_listen", "pop3_process_limit", NULL, NULL, NULL },
-	{ "pop3s", SERVICE_POOL, "postern-testd", "-t", "mail_owner", ROOT_EMPTY,
+	{ "pop3s", SERVICE_POOL, "postern-pop3-login", "-t", "mail_owner", ROOT_EMPTY,
 	  NULL, "pop3s_listen", "pop3s_process_limit", NULL, NULL, NULL },
 
 	/* authd: the only holder of the database credentials (issue 3). */

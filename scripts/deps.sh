@@ -4,7 +4,7 @@
 set -eu
 
 BUILD="gcc make pkg-config libssl-dev libmariadb-dev libcrypt-dev libcap-dev"
-TEST="mariadb-server mariadb-client python3 python3-pytest openssl swaks procps iproute2 psmisc clang libclang-rt-14-dev whois fail2ban pflogsumm libnet-ssleay-perl isync"
+TEST="mariadb-server mariadb-client python3 python3-pytest openssl swaks procps iproute2 psmisc clang libclang-rt-14-dev whois fail2ban pflogsumm libnet-ssleay-perl isync getmail6"
 
 missing=""
 for p in $BUILD $TEST; do

@@ -19,7 +19,6 @@
  *
  * The mail itself is lib/mailstore.h (Maildir++, dovecot-uidlist, Dovecot-compatible).
  */
-#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,70 +29,20 @@
 #include "mime.h"
 #include "privsep.h"
 #include "session.h"
+#include "sessionargs.h"
 #include "util.h"
 
 struct session S = { .fd = 0 };
 
-struct args {
-	const char *conf, *user, *home, *mail, *tag, *rip;
-	long long uid, gid, quota;
-	bool tls;
-};
-
-static void parse_args(int argc, char **argv, struct args *a)
-{
-	int c;
-
-	while ((c = getopt(argc, argv, "c:s:U:u:g:H:M:q:r:l:t:Tm:")) != -1) {
-		switch (c) {
-		case 'c': a->conf = optarg; break;
-		case 'U': a->user = optarg; break;
-		case 'u': if (str_to_ll(optarg, 0, 0x7fffffff, &a->uid) < 0) a->uid = -1; break;
-		case 'g': if (str_to_ll(optarg, 0, 0x7fffffff, &a->gid) < 0) a->gid = -1; break;
-		case 'H': a->home = optarg; break;
-		case 'M': a->mail = optarg; break;
-		case 't': a->tag = optarg; break;
-		case 'r': a->rip = optarg; break;
-		case 'q': if (str_to_ll(optarg, 0, INT64_MAX, &a->quota) < 0) a->quota = 0; break;
-		case 'T': a->tls = true; break;
-		default: break;		/* -s -l -m: accepted, not needed here */
-		}
-	}
-	if (!a->conf || !a->user || !a->home || !a->tag || a->uid < 0 || a->gid < 0 ||
-	    a->home[0] != '/')
-		msg_fatal("usage: postern-imap -c CONF -U USER -u UID -g GID -H HOME [-M MAIL] "
-			  "-t TAG ... (started by master only)");
-}
-
-/* "~/Maildir" -> "/Maildir" inside the chroot; an absolute location must lie in the home. */
-static const char *maildir_in_chroot(const char *mail, const char *home, char *out, size_t len)
-{
-	size_t hl = strlen(home);
-
-	if (mail == NULL || *mail == '\0')
-		mail = "~/Maildir";
-	if (strncmp(mail, "maildir:", 8) == 0)
-		mail += 8;
-	if (mail[0] == '~' && mail[1] == '/')
-		(void)str_fmt(out, len, "/%s", mail + 2);
-	else if (strncmp(mail, home, hl) == 0 && mail[hl] == '/')
-		(void)str_fmt(out, len, "%s", mail + hl);
-	else
-		msg_fatal("mail location %s is outside the home %s", mail, home);
-	if (strstr(out, "/../") || strcmp(out + strlen(out) - (strlen(out) >= 3 ? 3 : 0), "/..") == 0)
-		msg_fatal("mail location %s contains ..", mail);
-	return out;
-}
-
 static void start(int argc, char **argv)
 {
 	static char maildir[4096];
-	struct args a = { .uid = -1, .gid = -1 };
+	struct session_args a;
 	const char *file;
 	char err[256];
 
 	signal(SIGPIPE, SIG_IGN);
-	parse_args(argc, argv, &a);
+	session_args_parse(argc, argv, &a, "postern-imap");
 	S.cfg = conf_load(a.conf, NULL, NULL);
 	if (S.cfg == NULL)
 		exit(1);
@@ -103,15 +52,16 @@ static void start(int argc, char **argv)
 	mime_init();			/* charset converters, before the chroot hides them */
 	session_enter(a.home, (uid_t)a.uid, (gid_t)a.gid);
 	S.user = a.user;
-	S.tag0 = a.tag;
+	S.tag0 = a.tag[0] ? a.tag : "*";
 	S.tls = a.tls;
 	S.append_limit = (uint64_t)conf_size(S.cfg, "message_size_limit");
-	maildir_in_chroot(a.mail, a.home, maildir, sizeof(maildir));
+	if (session_maildir(&a, maildir, sizeof(maildir), err, sizeof(err)) < 0)
+		msg_fatal("%s: %s", a.user, err);
 	S.store = mstore_open(maildir, err, sizeof(err));
 	if (S.store == NULL) {
 		msg_tagged("imap", "Error: %s: cannot open the mailbox %s: %s", a.user, maildir, err);
 		dprintf(S.fd, "%s NO [SERVERBUG] Internal error occurred. Refer to server log for "
-			"more information.\r\n", a.tag);
+			"more information.\r\n", S.tag0);
 		exit(1);
 	}
 	mstore_set_quota(S.store, (uint64_t)a.quota, 0);	/* authd's quota wins */

@@ -56,10 +56,11 @@ EXPECTED = {
 PRIVILEGED = {"testd-privileged", "local"}
 SINGLE = ["testd-single", "testd-privileged", "authd", "queue", "anvil"]
 # The SMTP ports are served by postern-smtpd (issue 4), the IMAP ones by postern-imap-login
-# (issue 6), the others still by postern-testd.
+# (issue 6), the POP3 ones by postern-pop3-login (issue 7), the others still by postern-testd.
 SMTP_SERVICES = ["smtp", "submission", "smtps"]
 IMAP_SERVICES = ["imap", "imaps"]
-TESTD_SERVICES = [s for s in SERVICES if s not in SMTP_SERVICES + IMAP_SERVICES]
+POP3_SERVICES = ["pop3", "pop3s"]
+TESTD_SERVICES = [s for s in SERVICES if s not in SMTP_SERVICES + IMAP_SERVICES + POP3_SERVICES]
 
 SYSLOG_LINE = re.compile(r"^[A-Z][a-z]{2} [ 0-9]\d \d\d:\d\d:\d\d \S+ "
                          r"(?:postern|postfix-postern)/[A-Za-z0-9_./-]+\[(\d+)\]: \S")
@@ -130,6 +131,16 @@ def imap_client(system, service):
     return sock
 
 
+def pop3_client(system, service):
+    """A connection to a POP3 port, past the "+OK" greeting (implicit TLS on pop3s)."""
+    raw = socket.create_connection(("127.0.0.1", system.ports[service]), timeout=10)
+    sock = tls_context(system.ca).wrap_socket(raw, server_hostname="localhost") \
+        if service in IMPLICIT_TLS else raw
+    greeting = sock.recv(4096)
+    assert greeting == b"+OK Postern ready.\r\n", greeting
+    return sock
+
+
 def sock_at_eof(sock, timeout):
     """True if the server closes the connection within timeout."""
     sock.settimeout(timeout)
@@ -146,6 +157,7 @@ def test_every_child_runs_as_its_design_user(sandbox):
     clients = [sandbox.connect(s) for s in TESTD_SERVICES]
     smtp = [smtp_client(sandbox, s) for s in SMTP_SERVICES]
     smtp += [imap_client(sandbox, s) for s in IMAP_SERVICES]
+    smtp += [pop3_client(sandbox, s) for s in POP3_SERVICES]
     try:
         master = sandbox.master_pid
         for c in clients:
@@ -163,6 +175,8 @@ def test_every_child_runs_as_its_design_user(sandbox):
                 assert os.path.basename(info.cmdline[0]) == "postern-smtpd", info
             if info.service in IMAP_SERVICES:
                 assert os.path.basename(info.cmdline[0]) == "postern-imap-login", info
+            if info.service in POP3_SERVICES:
+                assert os.path.basename(info.cmdline[0]) == "postern-pop3-login", info
         me = ProcInfo.read(master)
         assert me.uids == (0,) * 4 or os.geteuid() != 0, "master runs as root"
     finally:
@@ -240,25 +254,38 @@ def test_banner_and_commands_on_every_port(sandbox, service):
         assert c.at_eof(5), "QUIT does not close the connection"
 
 
-@pytest.mark.parametrize("service", sorted(IMPLICIT_TLS - set(SMTP_SERVICES + IMAP_SERVICES)))
-def test_implicit_tls_presents_the_sandbox_certificate(sandbox, service):
-    with sandbox.connect(service) as c:
+@pytest.mark.parametrize("service", POP3_SERVICES)
+def test_pop3_ports_greet_with_pop3(sandbox, service):
+    sock = pop3_client(sandbox, service)
+    try:
+        sock.sendall(b"QUIT\r\n")
+        assert sock.recv(4096) == b"+OK Logging out\r\n"
+    finally:
+        sock.close()
+
+
+def test_implicit_tls_presents_the_sandbox_certificate(sandbox):
+    # The one implicit-TLS port not tested with its protocol elsewhere here: pop3s.
+    sock = pop3_client(sandbox, "pop3s")
+    try:
         with open(sandbox.ca) as f:
             want = ssl.PEM_cert_to_DER_cert(f.read())
-        assert c.sock.getpeercert(binary_form=True) == want
-        assert c.sock.version() == "TLSv1.3"
-        assert c.cmd("STARTTLS") == "ERR already in TLS"
-        assert c.cmd("PING") == "PONG"
+        assert sock.getpeercert(binary_form=True) == want
+        assert sock.version() == "TLSv1.3"
+        sock.sendall(b"STLS\r\n")
+        assert sock.recv(4096) == b"-ERR TLS is already active.\r\n"
+    finally:
+        sock.close()
     # A client that does not trust the certificate must fail: proof that we verified it.
     untrusting = ssl.create_default_context()
     untrusting.load_default_certs()
     with pytest.raises(ssl.SSLCertVerificationError):
-        with socket.create_connection(("127.0.0.1", sandbox.ports[service]), timeout=5) as s:
+        with socket.create_connection(("127.0.0.1", sandbox.ports["pop3s"]), timeout=5) as s:
             untrusting.wrap_socket(s, server_hostname="localhost")
 
 
 @pytest.mark.parametrize("service", [s for s in CLEAR_TEXT
-                                     if s not in SMTP_SERVICES + IMAP_SERVICES])
+                                     if s not in SMTP_SERVICES + IMAP_SERVICES + POP3_SERVICES])
 def test_starttls_discards_pipelined_commands(sandbox, service):
     with sandbox.connect(service) as c:
         # One write: the PING travels in the same packet as STARTTLS and must be dropped.
