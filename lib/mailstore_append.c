@@ -112,7 +112,7 @@ static int target_number(struct ms_target *t, const char *name, uint32_t *uid)
 	ms_uidlist_add(&t->ul, *uid, name, base_len);
 	if (!ms_lock_held(&t->lock))
 		return ms_fail(t->s, ESTALE, "uidlist lock lost");
-	if (ms_uidlist_write(t->dir_fd, &t->ul) < 0)
+	if (ms_uidlist_append(t->dir_fd, &t->ul, t->ul.n - 1) < 0)
 		return ms_fail_errno(t->s, "write", MS_UIDLIST);
 	return 0;
 }

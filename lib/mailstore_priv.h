@@ -161,6 +161,10 @@ void ms_uidlist_filter(struct ms_uidlist *ul, bool (*keep)(void *ctx, const stru
 int ms_uidlist_init_new(struct mstore *s, struct ms_uidlist *ul);
 /* Write it (dovecot-uidlist.tmp, fsync, rename). The caller holds the uidlist lock. */
 int ms_uidlist_write(int dirfd, struct ms_uidlist *ul);
+/* Add records [from, n) at the end of the file instead of rewriting it (as Dovecot does:
+ * the header's N may then lag, readers take the larger). Falls back to a rewrite when the
+ * file is not the one the list was read from. Durable (fdatasync) on return. */
+int ms_uidlist_append(int dirfd, struct ms_uidlist *ul, size_t from);
 /* Sort order of new files for UID assignment: the delivery time in the name, then name. */
 int ms_name_time_cmp(const char *a, const char *b);
 

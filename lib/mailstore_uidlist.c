@@ -423,6 +423,38 @@ int ms_uidlist_write(int dirfd, struct ms_uidlist *ul)
 	return rc;
 }
 
+int ms_uidlist_append(int dirfd, struct ms_uidlist *ul, size_t from)
+{
+	struct buf b;
+	struct stat st;
+	int fd, rc = 0;
+
+	/* Appending is only right when the file is still the one this list was read from
+	 * (the caller holds the lock; anyone else rewrites it only under the lock). */
+	if (ul->ino == 0 || fstatat(dirfd, MS_UIDLIST, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+	    st.st_ino != ul->ino || st.st_size != ul->size || st.st_size == 0)
+		return ms_uidlist_write(dirfd, ul);
+	buf_init(&b, MS_UIDLIST_MAX);
+	for (size_t i = from; i < ul->n && rc == 0; i++) {
+		const struct ms_uidrec *r = &ul->recs[i];
+
+		rc |= buf_printf(&b, "%" PRIu32 "%s%s :%s\n", r->uid, r->ext != NULL ? " " : "",
+				 r->ext != NULL ? r->ext : "", r->base);
+	}
+	fd = rc == 0 ? openat(dirfd, MS_UIDLIST, O_WRONLY | O_APPEND | MS_FILE_FLAGS) : -1;
+	if (fd < 0 || write_all(fd, b.data, b.len) < 0 || fdatasync(fd) < 0 ||
+	    fstat(fd, &st) < 0)
+		rc = -1;
+	if (fd >= 0)
+		close(fd);
+	buf_free(&b);
+	if (rc == 0) {
+		ul->size = st.st_size;
+		ul->mtime = st.st_mtim;
+	}
+	return rc;
+}
+
 /* ---- UIDVALIDITY ------------------------------------------------------------------- */
 
 /* When the counter file cannot be used: the time, never the same value twice here. */

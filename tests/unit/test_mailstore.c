@@ -537,7 +537,9 @@ static void test_append(void)
 	{
 		char hdr[64];
 
-		(void)str_fmt(hdr, sizeof(hdr), "3 V%" PRIu32 " N3 G", v);
+		/* APPEND adds lines at the end, as Dovecot does; the header's N may lag (readers
+		 * take the larger), so only its prefix is fixed */
+		(void)str_fmt(hdr, sizeof(hdr), "3 V%" PRIu32 " N", v);
 		T_CHECK(strncmp(read_text(at("%s/dovecot-uidlist", m)), hdr, strlen(hdr)) == 0);
 		T_CHECK(strstr(read_text(at("%s/dovecot-uidlist", m)), "\n1 :") != NULL);
 		T_CHECK(strstr(read_text(at("%s/dovecot-uidlist", m)), "\n2 :") != NULL);
@@ -1369,9 +1371,13 @@ static void test_dovecot_maildir(void)
 	T_EQ_INT(count_files(at("%s/new", m)), 0);
 	T_EQ_INT(append(s, "INBOX", "Subject: 7\n\n7\n", 0, NULL, 0), 7);
 	{
-		static const char hdr[] = "3 V1795302087 N8 Gc43a5e02c722026bd852000083ecc375\n";
+		static const char hdr[] = "3 V1795302087 N";
+		const char *text = read_text(at("%s/dovecot-uidlist", m));
 
-		T_CHECK(strncmp(read_text(at("%s/dovecot-uidlist", m)), hdr, strlen(hdr)) == 0);
+		/* the header (and its GUID) kept, the new message's line appended */
+		T_CHECK(strncmp(text, hdr, strlen(hdr)) == 0);
+		T_CHECK(strstr(text, " Gc43a5e02c722026bd852000083ecc375\n") != NULL);
+		T_CHECK(strstr(text, "\n7 :") != NULL);
 	}
 	mstore_close(s);
 }
