@@ -6,6 +6,7 @@
 #include "login.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -485,8 +486,11 @@ enum login_auth login_sasl(struct login_client *c, const char *mech, const char 
 /* ---- the session --------------------------------------------------------------------------- */
 
 /* SESSION_REQ_START: 0 with the session's pid, or -1 (logged). */
+/* fd: the session's connection; prefix: a pipe of the client's pending input or -1;
+ * fail: for a direct handover (fd is the client), what master's child tells the client
+ * if it refuses the session, else NULL. */
 static int request_session(struct login_client *c, const struct login_result *res,
-			   const char *tag, int fd, pid_t *mpid)
+			   const char *tag, int fd, int prefix, const char *fail, pid_t *mpid)
 {
 	static struct ipc_msg req, rep;
 	struct login_conf *cf = c->cf;
@@ -498,7 +502,9 @@ static int request_session(struct login_client *c, const struct login_result *re
 	    ipc_put_str(&req, "rip", c->rip) < 0 || ipc_put_str(&req, "lip", c->lip) < 0 ||
 	    ipc_put_int(&req, "rport", c->rport) < 0 || ipc_put_int(&req, "lport", c->lport) < 0 ||
 	    ipc_put_int(&req, "tls", c->tls) < 0 || ipc_put_str(&req, "tag", tag) < 0 ||
-	    ipc_put_str(&req, "method", res->method) < 0 || ipc_put_fd(&req, fd) < 0) {
+	    ipc_put_str(&req, "method", res->method) < 0 || ipc_put_fd(&req, fd) < 0 ||
+	    (prefix >= 0 && ipc_put_fd(&req, prefix) < 0) ||
+	    (fail && (ipc_put_int(&req, "direct", 1) < 0 || ipc_put_str(&req, "fail", fail) < 0))) {
 		msg_warn("cannot build the session request: %m");
 		return -1;
 	}
@@ -562,6 +568,50 @@ static void log_login(struct login_client *c, const struct login_result *res, pi
 			   c->session_id);
 }
 
+/* A client without TLS needs no proxy: the session gets the client's connection itself
+ * (and, through a pipe, what the client already sent after its login), and this process
+ * is free for the next client (DESIGN.md §1). 0 done, -1 refused (the client was told),
+ * 1 not possible (too much pending input for a pipe): proxy instead. */
+static int hand_over(struct login_client *c, const struct login_result *res, const char *tag,
+		     const void *pending, size_t npending, const char *fail_reply)
+{
+	static char more[16384];
+	size_t nmore = 0;
+	pid_t mpid = 0;
+	int p[2] = { -1, -1 }, rc = -1;
+
+	while (stream_pending(c->s) > 0 && nmore < sizeof(more)) {
+		ssize_t n = stream_read(c->s, more + nmore, sizeof(more) - nmore);
+
+		if (n <= 0)
+			break;
+		nmore += (size_t)n;
+	}
+	if (stream_pending(c->s) > 0 || npending + nmore > 60000)
+		return 1;	/* more than a pipe holds without a reader */
+	if (npending + nmore > 0) {
+		if (pipe2(p, O_CLOEXEC) < 0 || write_all(p[1], pending, npending) < 0 ||
+		    write_all(p[1], more, nmore) < 0) {
+			msg_warn("pending input pipe: %m");
+			goto out;
+		}
+		close(p[1]);
+		p[1] = -1;
+	}
+	rc = request_session(c, res, tag, stream_fd(c->s), p[0], fail_reply, &mpid);
+out:
+	if (p[0] >= 0)
+		close(p[0]);
+	if (p[1] >= 0)
+		close(p[1]);
+	log_login(c, res, mpid, rc == 0);
+	if (rc < 0) {
+		(void)stream_puts(c->s, fail_reply);
+		(void)stream_flush(c->s);
+	}
+	return rc;
+}
+
 int login_session(struct login_client *c, const struct login_result *res, const char *tag,
 		  const void *pending, size_t npending, const char *fail_reply)
 {
@@ -569,12 +619,14 @@ int login_session(struct login_client *c, const struct login_result *res, const 
 	struct proxy_stats st;
 	pid_t mpid = 0;
 	ssize_t n = 0;
-	int sp[2];
+	int sp[2], r;
 
+	if (!c->tls && (r = hand_over(c, res, tag, pending, npending, fail_reply)) <= 0)
+		return r;
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0) {
 		msg_warn("socketpair: %m");
 		sp[0] = sp[1] = -1;
-	} else if (request_session(c, res, tag, sp[1], &mpid) < 0) {
+	} else if (request_session(c, res, tag, sp[1], -1, NULL, &mpid) < 0) {
 		close(sp[1]);
 		sp[1] = -1;
 	} else {

@@ -4,7 +4,11 @@
  */
 #include "sessionargs.h"
 
+#include "buf.h"
+
+#include <errno.h>
 #include <getopt.h>
+#include <unistd.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -24,9 +28,10 @@ void session_args_parse(int argc, char **argv, struct session_args *a, const cha
 
 	memset(a, 0, sizeof(*a));
 	a->uid = a->gid = -1;
+	a->prefix_fd = -1;
 	a->service = a->mail = a->tag = a->rip = a->lip = a->method = "";
 	optind = 1;
-	while ((c = getopt(argc, argv, "c:s:U:u:g:H:M:q:r:l:t:Tm:")) != -1) {
+	while ((c = getopt(argc, argv, "c:s:U:u:g:H:M:q:r:l:t:Tm:P:")) != -1) {
 		switch (c) {
 		case 'c': a->conf = optarg; break;
 		case 's': a->service = optarg; break;
@@ -41,6 +46,12 @@ void session_args_parse(int argc, char **argv, struct session_args *a, const cha
 		case 't': a->tag = optarg; break;
 		case 'T': a->tls = true; break;
 		case 'm': a->method = optarg; break;
+		case 'P': {
+			long long fd;
+
+			a->prefix_fd = str_to_ll(optarg, 3, 1024, &fd) == 0 ? (int)fd : -1;
+			break;
+		}
 		default: break;
 		}
 	}
@@ -81,4 +92,25 @@ int session_maildir(const struct session_args *a, char *out, size_t outlen, char
 	if (has_dotdot(out))
 		return str_fmt(err, errlen, "mail location %s contains ..", mail), -1;
 	return 0;
+}
+
+int session_read_prefix(struct session_args *a, struct buf *out)
+{
+	char chunk[4096];
+	ssize_t n;
+	int rc = 0;
+
+	if (a->prefix_fd < 0)
+		return 0;
+	while ((n = read(a->prefix_fd, chunk, sizeof(chunk))) != 0) {
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 || buf_append(out, chunk, (size_t)n) < 0) {
+			rc = -1;
+			break;
+		}
+	}
+	(void)close(a->prefix_fd);
+	a->prefix_fd = -1;
+	return rc;
 }

@@ -11,6 +11,11 @@
  *        (ints), tls (int 0/1), tag (IMAP: the tag of the LOGIN/AUTHENTICATE command, whose
  *        tagged OK the session writes as its first output; POP3: ""), method (PLAIN, LOGIN,
  *        ... for the log).
+ *        Without TLS there is nothing to proxy, so the login hands over the client itself:
+ *        the descriptor is then the client's TCP socket, with direct (int 1) and fail (the
+ *        complete reply, CRLF included, that master's child writes to the client if it
+ *        refuses the session), and optionally a second descriptor: a pipe holding what the
+ *        client already sent after its login command (the session reads it first; -P FD).
  *   out: OK pid (int): a child of master is redeeming the ticket and starting the session.
  *        PERMFAIL reason: the request is malformed, the service unknown. TEMPFAIL reason.
  *
@@ -19,7 +24,7 @@
  * minimum_uid unless it is vmail_owner's) and execs the session program (postern-imap or
  * postern-pop3) as root with the socket as fd 0 and the arguments
  *     -c CONF -s SERVICE -U USER -u UID -g GID -H HOME -M MAIL -q QUOTA -r RIP -l LIP
- *     -t TAG -T (when TLS) -m METHOD
+ *     -t TAG -T (when TLS) -m METHOD [-P FD]
  * The session chroots into HOME and drops to UID:GID with no capability before it reads a
  * byte from the client (session_enter, lib/privsep.h), then writes its first response
  * (IMAP: "TAG OK [CAPABILITY ...] Logged in"; POP3: "+OK Logged in."). If the ticket or the

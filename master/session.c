@@ -61,6 +61,8 @@
 
 /* A validated SESSION_REQ_START. */
 struct start_req {
+	int64_t direct;		/* 1: fds[0] is the client itself (no TLS, no proxy) */
+	char fail[256];		/* direct: what to tell the client if the session is refused */
 	char service[8];
 	char ticket[TICKET_MAX + 1];
 	char rip[INET6_ADDRSTRLEN], lip[INET6_ADDRSTRLEN];
@@ -135,13 +137,36 @@ static bool valid_ticket(const char *s)
 	return n >= TICKET_MIN && n <= TICKET_MAX && strspn(s, "0123456789abcdef") == n;
 }
 
-static bool is_stream_socket(int fd)
+/* The session's connection: a socketpair end from the login process, or (direct) the
+ * client's own TCP connection. */
+static bool is_stream_socket(int fd, bool direct)
 {
 	int type = 0, domain = 0;
 	socklen_t tl = sizeof(type), dl = sizeof(domain);
 
 	return getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) == 0 && type == SOCK_STREAM &&
-	       getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &dl) == 0 && domain == AF_UNIX;
+	       getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &dl) == 0 &&
+	       (direct ? domain == AF_INET || domain == AF_INET6 : domain == AF_UNIX);
+}
+
+static bool is_pipe(int fd)
+{
+	struct stat st;
+
+	return fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode);
+}
+
+/* The reply to the client on refusal: printable ASCII ending in CRLF. */
+static bool valid_fail(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n < 3 || s[n - 2] != '\r' || s[n - 1] != '\n')
+		return false;
+	for (size_t i = 0; i + 2 < n; i++)
+		if ((unsigned char)s[i] < 0x20 || (unsigned char)s[i] > 0x7e)
+			return false;
+	return true;
 }
 
 /* Copy a string attribute; false if absent or too long. */
@@ -162,13 +187,21 @@ static bool take_int(const struct ipc_msg *m, const char *key, int64_t lo, int64
 static const char *validate(const struct ipc_msg *m, struct start_req *r)
 {
 	static const char *const keys[] = {
-		"ticket", "service", "rip", "lip", "rport", "lport", "tls", "tag", "method", NULL,
+		"ticket", "service", "rip", "lip", "rport", "lport", "tls", "tag", "method",
+		"direct", "fail", NULL,
 	};
 
 	if (ipc_check_keys(m, keys) < 0)
 		return "unknown attribute";
-	if (m->nfds != 1 || !is_stream_socket(m->fds[0]))
-		return "want exactly one AF_UNIX SOCK_STREAM descriptor";
+	r->direct = 0;
+	r->fail[0] = '\0';
+	if (ipc_get(m, "direct") && !take_int(m, "direct", 0, 1, &r->direct))
+		return "malformed direct";
+	if (r->direct && (!take(m, "fail", r->fail, sizeof(r->fail)) || !valid_fail(r->fail)))
+		return "direct wants a fail reply";
+	if (m->nfds < 1 || m->nfds > 2 || !is_stream_socket(m->fds[0], r->direct) ||
+	    (m->nfds == 2 && !is_pipe(m->fds[1])))
+		return "want the session's stream socket and at most a pipe of pending input";
 	if (!take(m, "service", r->service, sizeof(r->service)) ||
 	    (strcmp(r->service, "imap") != 0 && strcmp(r->service, "pop3") != 0))
 		return "unknown service";
@@ -202,6 +235,8 @@ void refuse(const struct start_req *r, const char *user, const char *fmt, ...)
 	va_end(ap);
 	msg_tagged(r->service, "Error: session refused: user=<%s>, rip=%s, lip=%s: %s", user,
 		   r->rip, r->lip, why);
+	if (r->direct)	/* nobody else holds the client now: answer it here */
+		(void)write_all(0, r->fail, strlen(r->fail));
 	_exit(1);
 }
 
@@ -351,7 +386,8 @@ static void argv_push_int(char **argv, int *n, int64_t v)
 }
 
 /* lib/sessionproto.h's vector. */
-static void build_argv(const struct start_req *r, const struct account *a, char **argv)
+static void build_argv(const struct start_req *r, const struct account *a, int prefix_fd,
+		       char **argv)
 {
 	char path[4096];
 	int n = 0;
@@ -386,23 +422,34 @@ static void build_argv(const struct start_req *r, const struct account *a, char 
 		argv_push(argv, &n, "-T");
 	argv_push(argv, &n, "-m");
 	argv_push(argv, &n, r->method);
-}
-
-/* Keep only fd 0 (the session socket), 1 and 2, and the log file (close-on-exec). */
-static void close_other_fds(void)
-{
-	int log_fd = log_file_fd();
-
-	if (log_fd > 2) {
-		if (log_fd > 3)
-			syscall(SYS_close_range, 3U, (unsigned)log_fd - 1, 0U);
-		syscall(SYS_close_range, (unsigned)log_fd + 1, ~0U, 0U);
-	} else {
-		syscall(SYS_close_range, 3U, ~0U, 0U);
+	if (prefix_fd >= 0) {
+		argv_push(argv, &n, "-P");
+		argv_push_int(argv, &n, prefix_fd);
 	}
 }
 
-static __attribute__((noreturn)) void child_main(const struct start_req *r, int sock)
+/* Keep only fd 0 (the session socket), 1 and 2, the log file (close-on-exec) and keep
+ * (the pipe of pending input, or -1). */
+static void close_other_fds(int keep)
+{
+	int fds[2] = { log_file_fd(), keep }, lo = 3;
+
+	if (fds[0] > fds[1]) {
+		fds[0] = fds[1];
+		fds[1] = log_file_fd();
+	}
+	for (int i = 0; i < 2; i++) {
+		if (fds[i] < lo)
+			continue;
+		if (fds[i] > lo)
+			syscall(SYS_close_range, (unsigned)lo, (unsigned)fds[i] - 1, 0U);
+		lo = fds[i] + 1;
+	}
+	syscall(SYS_close_range, (unsigned)lo, ~0U, 0U);
+}
+
+static __attribute__((noreturn)) void child_main(const struct start_req *r, int sock,
+						 int prefix)
 {
 	static struct account a;
 	char *argv[SESSION_ARGV_MAX], *env[SPAWN_ENV_MAX];
@@ -419,9 +466,16 @@ static __attribute__((noreturn)) void child_main(const struct start_req *r, int 
 		refuse(r, "", "cannot move the session socket to fd 0: %m");
 	if (fd_set_cloexec(0, 0) < 0 || fd_set_nonblock(0, 0) < 0)
 		refuse(r, "", "session socket: %m");
-	close_other_fds();
+	if (prefix == 0 || (prefix > 0 && prefix < 3)) {	/* keep it clear of 0..2 */
+		int moved = fcntl(prefix, F_DUPFD, 3);
+
+		prefix = moved;
+	}
+	if (prefix >= 0 && fd_set_cloexec(prefix, 0) < 0)
+		refuse(r, "", "pending input pipe: %m");
+	close_other_fds(prefix);
 	redeem(r, &a);
-	build_argv(r, &a, argv);
+	build_argv(r, &a, prefix, argv);
 	spawn_build_env(env);
 	signal(SIGPIPE, SIG_DFL);
 	alarm(0);
@@ -452,7 +506,7 @@ static void start_one(struct ipc_peer *p, const struct ipc_msg *m, const struct 
 		return;
 	}
 	if (pid == 0)
-		child_main(r, m->fds[0]);
+		child_main(r, m->fds[0], m->nfds > 1 ? m->fds[1] : -1);
 	c = xcalloc(1, sizeof(*c));
 	c->pid = pid;
 	c->next = SS.children;
@@ -487,7 +541,7 @@ static void on_request(struct ipc_peer *p, struct ipc_msg *m)
 
 static const struct ipc_server_ops session_ops = {
 	.request = on_request,
-	.max_fds = 1,
+	.max_fds = 2,	/* the connection, and a pipe of pending input */
 };
 
 /* Who may ask, and the socket's group: both follow mail_owner. */

@@ -70,6 +70,16 @@ static void start(int argc, char **argv)
 		.line_max = 65536, .literal_max = S.append_limit,	/* refused before the "+" */
 		.total_max = S.append_limit + 131072, .literal_plus = true });
 	S.state = S_AUTH;
+	{	/* what the client sent after its LOGIN, when the login process handed it over */
+		struct buf pre;
+
+		buf_init(&pre, 65536);
+		if (session_read_prefix(&a, &pre) < 0)
+			msg_fatal("%s: cannot take the client's pending input", a.user);
+		if (pre.len)
+			(void)imapcmd_feed(S.cmd, pre.data, pre.len);
+		buf_free(&pre);
+	}
 }
 
 static void log_logout(const char *why)

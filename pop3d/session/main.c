@@ -131,6 +131,8 @@ static void start(int argc, char **argv)
 	S.password_ok = a.tls || conf_bool(S.cfg, "pop3_allow_plaintext_auth");
 	S.uidl_format = conf_str(S.cfg, "pop3_uidl_format");
 	buf_init(&S.in, POP3_IN_MAX);
+	if (session_read_prefix(&a, &S.in) < 0)	/* what the client sent with its login */
+		msg_fatal("%s: cannot take the client's pending input", a.user);
 	buf_init(&S.out, POP3_OUT_MAX);
 	open_mailbox(&a);
 	load_maildrop();

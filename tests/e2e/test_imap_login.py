@@ -653,13 +653,14 @@ def test_master_wants_exactly_one_stream_socket(sb):
     r, w = os.pipe()
     try:
         with session_conn(sb) as s:
-            for fds in ([], [d1.fileno()], [r]):
+            # the connection (and at most a pipe of pending input): anything else is refused
+            for fds in ([], [d1.fileno()], [r], [a.fileno(), b.fileno()]):
                 reply = start_request(s, good_attrs(), fds)
                 assert reply.status == ipc.PERMFAIL, (fds, reply)
-                assert reply.get("reason") == \
-                    "want exactly one AF_UNIX SOCK_STREAM descriptor", reply
-        with session_conn(sb) as s:     # more than one: the connection is dropped
-            assert start_request(s, good_attrs(), [a.fileno(), b.fileno()]) is None
+                assert reply.get("reason") == "want the session's stream socket and at " \
+                    "most a pipe of pending input", reply
+        with session_conn(sb) as s:     # more than two: the connection is dropped
+            assert start_request(s, good_attrs(), [a.fileno(), b.fileno(), r]) is None
     finally:
         for x in (a, b, d1, d2):
             x.close()
