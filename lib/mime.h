@@ -91,5 +91,8 @@ char *mime_body_text(const struct mime_msg *m, const struct mime_part *p, size_t
  * keep them open, so that decoding still works after the session chroot()s into a home
  * without /usr/lib/.../gconv. Call once, before chroot; calling it again does no harm. */
 void mime_init(void);
+/* The same for just these charsets (each loaded converter costs its module's memory in
+ * every process that loads it: a mail session preloads what imap_search_charsets names). */
+void mime_init_charsets(const char *const *names, size_t n);
 
 #endif

@@ -95,12 +95,17 @@ static iconv_t converter(const char *name, bool *temp)
 
 void mime_init(void)
 {
-	for (size_t i = 0; i < ARRAY_LEN(preload); i++) {
+	mime_init_charsets(preload, ARRAY_LEN(preload));
+}
+
+void mime_init_charsets(const char *const *names, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
 		char name[CHARSET_NAME_MAX + 1];
 		bool temp;
 		iconv_t cd;
 
-		if (!charset_name(preload[i], name))
+		if (!charset_name(names[i], name))
 			continue;
 		cd = converter(name, &temp);
 		if (cd != (iconv_t)-1 && temp)

@@ -222,6 +222,10 @@ const struct conf_param conf_params[] = {
 	  "who gets a bounce that could not be delivered (double bounce)" },
 
 	/* login processes and mail sessions (issue 6) */
+	{ "imap_search_charsets", CONF_LIST,
+	  "ISO-8859-1, ISO-8859-15, ISO-8859-2, WINDOWS-1250, WINDOWS-1251, WINDOWS-1252, KOI8-R",
+	  0, 0, "charsets besides UTF-8 an IMAP session can decode for SEARCH (each costs memory "
+	  "in every session; mail in others is searched as UTF-8)" },
 	{ "mail_max_sessions", CONF_INT, "1000", 1, 1000000,
 	  "most IMAP and POP3 sessions master runs at once (beyond it logins fail temporarily)" },
 	{ "imap_allow_plaintext_auth", CONF_BOOL, "no", 0, 0,

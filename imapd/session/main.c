@@ -49,7 +49,12 @@ static void start(int argc, char **argv)
 	file = conf_str(S.cfg, "log_file");
 	if (!*file || log_open("imap", LOG_TARGET_FILE, file) < 0)
 		log_open("imap", LOG_TARGET_SYSLOG, NULL);
-	mime_init();			/* charset converters, before the chroot hides them */
+	{	/* charset converters, before the chroot hides their modules */
+		size_t n;
+		const char *const *cs = conf_list(S.cfg, "imap_search_charsets", &n);
+
+		mime_init_charsets(cs, n);
+	}
 	session_enter(a.home, (uid_t)a.uid, (gid_t)a.gid);
 	S.user = a.user;
 	S.tag0 = a.tag[0] ? a.tag : "*";
