@@ -649,6 +649,57 @@ int login_session(struct login_client *c, const struct login_result *res, const 
 	return 0;
 }
 
+/* ---- the program ------------------------------------------------------------------------ */
+
+static struct {
+	struct login_conf cf;
+	const char *protocol, *log_tag, *plaintext_param;
+	login_serve_fn *serve;
+} LP;
+
+static void login_pre_drop(struct server *srv)
+{
+	bool implicit_tls = false;
+
+	for (int i = 0; i < srv->argc; i++) {
+		if (strcmp(srv->argv[i], "-t") == 0)
+			implicit_tls = true;
+		else
+			msg_fatal("unknown argument: %s (want -t for implicit TLS)", srv->argv[i]);
+	}
+	login_init(&LP.cf, srv, LP.protocol, LP.log_tag, implicit_tls,
+		   conf_bool(srv->cfg, LP.plaintext_param));
+}
+
+static void login_post_drop_hook(struct server *srv)
+{
+	(void)srv;
+	login_post_drop(&LP.cf);
+}
+
+static void login_serve_hook(struct server *srv, int fd, int listener,
+			     const struct sockaddr *peer, socklen_t peerlen)
+{
+	(void)srv, (void)listener, (void)peerlen;
+	LP.serve(&LP.cf, fd, peer);
+}
+
+void login_main(int argc, char **argv, const char *protocol, const char *log_tag,
+		const char *plaintext_param, login_serve_fn *serve)
+{
+	static const struct server_hooks hooks = {
+		.pre_drop = login_pre_drop,
+		.post_drop = login_post_drop_hook,
+		.serve = login_serve_hook,
+	};
+
+	LP.protocol = protocol;
+	LP.log_tag = log_tag;
+	LP.plaintext_param = plaintext_param;
+	LP.serve = serve;
+	server_main(argc, argv, SERVER_POOL_MODE, &hooks);
+}
+
 /* ---- the disconnect line ------------------------------------------------------------------- */
 
 void login_log_disconnect(struct login_client *c, const char *reason)

@@ -109,6 +109,14 @@ void login_post_drop(struct login_conf *cf);
  * ourselves: the process finishes and master starts a fresh one). */
 void login_after_client(struct login_conf *cf);
 
+/* A login program's whole main(): the pool skeleton with the start-up above (argument -t:
+ * implicit TLS; plaintext_param names the "allow passwords without TLS" parameter) and
+ * serve for each client. Never returns. */
+typedef void login_serve_fn(struct login_conf *cf, int fd, const struct sockaddr *peer);
+__attribute__((noreturn))
+void login_main(int argc, char **argv, const char *protocol, const char *log_tag,
+		const char *plaintext_param, login_serve_fn *serve);
+
 /* ---- client ----------------------------------------------------------------------------- */
 
 /* Take over fd: addresses, session id, the stream with the idle timeout, and for implicit

@@ -59,9 +59,9 @@ static int queue_report(const struct buf *report, const struct dsn_result *res,
 		.body = res->needs_8bit ? QF_BODY_8BITMIME : QF_BODY_7BIT,
 		.flags = res->needs_smtputf8 ? QF_F_SMTPUTF8 : 0, .rcpt = &rcpt, .nrcpt = 1,
 	};
-	char path[64], sub[QF_SUBDIR_SIZE], err[256];
+	char path[64], err[256];
 	struct qf_writer *w;
-	int fd, dfd, rc = -1;
+	int fd, rc = -1;
 
 	if (str_copy(to_copy, sizeof(to_copy), to) < 0 ||
 	    str_copy(from_copy, sizeof(from_copy), sender) < 0 ||
@@ -82,14 +82,8 @@ static int queue_report(const struct buf *report, const struct dsn_result *res,
 	} else if (qf_writer_end(w) < 0 || fsync(fd) < 0 ||
 		   renameat(G.dfd[D_TMP], qid, G.dfd[D_INCOMING], path) < 0) {
 		msg_warn("bounce: commit %s: %m", qid);
-	} else {
-		(void)qid_subdir(qid, sub, sizeof(sub));
-		dfd = openat(G.dfd[D_INCOMING], sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		rc = dfd >= 0 && fsync(dfd) == 0 ? 0 : -1;
-		if (dfd >= 0)
-			close(dfd);
-		if (rc < 0)
-			msg_warn("bounce: fsync queue/incoming/%s: %m", sub);
+	} else if ((rc = qdir_sync_subdir(D_INCOMING, qid)) < 0) {
+		msg_warn("bounce: fsync the directory of queue/incoming/%s: %m", path);
 	}
 	close(fd);
 	if (rc < 0)

@@ -34,7 +34,6 @@
 #define CONNECT_MS	5000
 
 static struct dest *dests[DEST_HASH];
-static struct dest *ready_head[T_COUNT], *ready_tail[T_COUNT];
 static uint32_t next_reqid;
 
 static unsigned dest_hash(enum transport t, const char *key)
@@ -68,11 +67,11 @@ static void ready_push(struct dest *d)
 		return;
 	d->listed = true;
 	d->rnext = NULL;
-	if (ready_tail[d->t])
-		ready_tail[d->t]->rnext = d;
+	if (G.tr[d->t].ready_tail)
+		G.tr[d->t].ready_tail->rnext = d;
 	else
-		ready_head[d->t] = d;
-	ready_tail[d->t] = d;
+		G.tr[d->t].ready_head = d;
+	G.tr[d->t].ready_tail = d;
 }
 
 static void ready_remove(struct dest *d, struct dest *prev)
@@ -80,9 +79,9 @@ static void ready_remove(struct dest *d, struct dest *prev)
 	if (prev)
 		prev->rnext = d->rnext;
 	else
-		ready_head[d->t] = d->rnext;
-	if (ready_tail[d->t] == d)
-		ready_tail[d->t] = prev;
+		G.tr[d->t].ready_head = d->rnext;
+	if (G.tr[d->t].ready_tail == d)
+		G.tr[d->t].ready_tail = prev;
 	d->listed = false;
 	d->rnext = NULL;
 }
@@ -213,9 +212,8 @@ static void job_end(struct job *j, const char *why)
 	msg_job_done(m);
 }
 
-static void conn_close(struct transport_state *ts, struct agent_conn *c)
+static void conn_close(struct agent_conn *c)
 {
-	(void)ts;
 	if (c->fd >= 0) {
 		ev_fd_del(G.loop, c->fd);
 		close(c->fd);
@@ -260,9 +258,7 @@ static void on_reply(struct ev_loop *loop, int fd, int revents, void *arg)
 
 	(void)loop, (void)revents;
 	if (j == NULL) {	/* an idle agent went away (max_idle, max_use, restart) */
-		for (int t = 0; t < T_COUNT; t++)
-			if (c >= G.tr[t].conn && c < G.tr[t].conn + G.tr[t].limit)
-				conn_close(&G.tr[t], c);
+		conn_close(c);
 		return;
 	}
 	ts = &G.tr[j->d->t];
@@ -275,7 +271,7 @@ static void on_reply(struct ev_loop *loop, int fd, int revents, void *arg)
 	if (r <= 0 || rep.id != c->reqid) {
 		(void)str_fmt(why, sizeof(why), "lost connection with the %s delivery agent",
 			      ts->name);
-		conn_close(ts, c);
+		conn_close(c);
 	} else {
 		ipc_close_fds(&rep);
 		if (rep.status == IPC_OK) {
@@ -305,7 +301,7 @@ static void on_timeout(struct ev_loop *loop, void *arg)
 	c->job = NULL;
 	(void)str_fmt(why, sizeof(why), "the %s delivery agent did not answer in time", ts->name);
 	msg_warn("%s: %s", j->m->qid, why);
-	conn_close(ts, c);
+	conn_close(c);
 	job_end(j, why);
 	dispatch_run();
 }
@@ -339,7 +335,7 @@ static int job_send(struct transport_state *ts, struct agent_conn *c, struct job
 			      strerror(errno));
 		if (fd >= 0)
 			close(fd);
-		conn_close(ts, c);
+		conn_close(c);
 		job_end(j, why);
 		return -1;
 	}
@@ -370,12 +366,12 @@ static struct agent_conn *conn_pick(struct transport_state *ts, const struct des
 	return open ? open : fresh;
 }
 
-/* The first ready destination under its concurrency limit; it moves to the ring's end. */
+/* The first ready destination under its concurrency limit; it moves to the list's end. */
 static struct job *next_job(enum transport t)
 {
 	struct dest *prev = NULL;
 
-	for (struct dest *d = ready_head[t]; d; prev = d, d = d->rnext) {
+	for (struct dest *d = G.tr[t].ready_head; d; prev = d, d = d->rnext) {
 		struct job *j;
 
 		if (t == T_SMTP && d->inflight >= G.dest_limit)
@@ -415,7 +411,7 @@ void dispatch_run(void)
 	for (int t = 0; t < T_COUNT; t++) {
 		struct transport_state *ts = &G.tr[t];
 
-		while (ready_head[t] != NULL) {
+		while (G.tr[t].ready_head != NULL) {
 			struct agent_conn *c;
 			struct job *j;
 
@@ -423,7 +419,7 @@ void dispatch_run(void)
 				retry_later(ts->down_until - mono_ms() + 10);
 				break;
 			}
-			c = conn_pick(ts, ready_head[t]);
+			c = conn_pick(ts, G.tr[t].ready_head);
 			if (c == NULL || (j = next_job((enum transport)t)) == NULL)
 				break;
 			if (c->fd >= 0 && c->last != j->d) {

@@ -209,11 +209,6 @@ void msg_take_incoming(const char *qid)
 
 	if (qdir_path(qid, path, sizeof(path)) < 0)
 		return;
-	if (qdir_exists(D_ACTIVE, qid) || qdir_exists(D_DEFERRED, qid) ||
-	    qdir_exists(D_HOLD, qid)) {
-		(void)unlinkat(G.dfd[D_INCOMING], path, 0);	/* superseded (see qmgr.h) */
-		return;
-	}
 	fd = open_validated(D_INCOMING, qid, &q);
 	if (fd < 0)
 		return;

@@ -10,7 +10,7 @@
  *     the alias's own mailbox (an alias that lists itself).
  *   - a file is in exactly one of those places, except for a moment while the expanded copy
  *     of an incoming/ file is renamed into active/: an incoming/ file whose id also exists
- *     in active/, deferred/ or hold/ is a leftover and is removed.
+ *     in active/, deferred/ or hold/ is a leftover and is removed at start-up.
  *   - a recipient's result is written into its status block (lib/queuefile.h) as soon as
  *     the agent answers; QF_DELIVERED and QF_RETURNED are never tried again.
  */
@@ -83,9 +83,9 @@ struct dest {
 	char key[QMGR_DEST_MAX];
 	struct job *head, *tail;
 	int inflight;
-	bool listed;			/* on the transport's ready ring */
+	bool listed;			/* on the transport's ready list */
 	struct dest *hnext;		/* hash chain */
-	struct dest *rnext;		/* ready ring */
+	struct dest *rnext;		/* ready list */
 };
 
 /* A connection to an agent pool process. */
@@ -102,7 +102,8 @@ struct transport_state {
 	char sock_path[4096];
 	int limit;			/* connections (the pool's process limit) */
 	struct agent_conn *conn;	/* limit of them */
-	struct dest *ring;		/* ready destinations, round robin (circular) */
+	struct dest *ready_head, *ready_tail;	/* destinations with waiting jobs, served
+						 * round robin (dispatch.c) */
 	int64_t down_until;		/* agent unreachable: do not try before (mono ms) */
 };
 
@@ -141,6 +142,8 @@ void qdir_subdirs(void);		/* make the X/Y subdirectories qmgr uses */
 int qdir_path(const char *qid, char *out, size_t outlen);	/* "X/Y/QID" */
 int qdir_move(enum qdir from, enum qdir to, const char *qid);
 bool qdir_exists(enum qdir d, const char *qid);
+/* fsync the X/Y directory of qid in d (after a rename into it). 0 or -1. */
+int qdir_sync_subdir(enum qdir d, const char *qid);
 /* fn for every queue id in d (sub: the descriptor of its X/Y directory). */
 void qdir_each(enum qdir d, void (*fn)(enum qdir d, const char *qid, int sub, void *arg),
 	       void *arg);

@@ -112,8 +112,8 @@ static void add_final(struct expand_ctx *c, const char *addr, const struct qf_st
 	if (e->n == e->cap) {
 		e->cap = e->cap ? e->cap * 2 : 8;
 		e->r = xreallocarray(e->r, e->cap, sizeof(*e->r));
+		e->tr = xreallocarray(e->tr, e->cap, sizeof(*e->tr));
 	}
-	e->tr = xreallocarray(e->tr, e->cap, sizeof(*e->tr));
 	e->tr[e->n] = c->kind;
 	r = &e->r[e->n++];
 	memset(r, 0, sizeof(*r));
@@ -275,12 +275,12 @@ bool transport_override(const char *domain, enum transport *t, char **nexthop)
 		if (!match)
 			continue;
 		colon = strchr(eq + 1, ':');
-		if (strncmp(eq + 1, "virtual", colon ? (size_t)(colon - eq - 1) : strlen(eq + 1)) == 0)
-			*t = T_VIRTUAL;
-		else if (strncmp(eq + 1, "local", colon ? (size_t)(colon - eq - 1) : strlen(eq + 1)) == 0)
-			*t = T_LOCAL;
-		else
-			*t = T_SMTP;
+		{
+			size_t tlen = colon ? (size_t)(colon - eq - 1) : strlen(eq + 1);
+
+			*t = tlen == 7 && strncmp(eq + 1, "virtual", 7) == 0 ? T_VIRTUAL :
+			     tlen == 5 && strncmp(eq + 1, "local", 5) == 0 ? T_LOCAL : T_SMTP;
+		}
 		*nexthop = colon && colon[1] ? xstrdup(colon + 1) : NULL;
 		return true;
 	}
@@ -290,15 +290,15 @@ bool transport_override(const char *domain, enum transport *t, char **nexthop)
 enum resolve_status resolve_transport(const char *addr, enum transport *t, char **nexthop,
 				      int *code, char *dsn, char *text, size_t textlen)
 {
+	static struct answer answer;	/* one per lookup: not recursive, unlike expand() */
+	struct answer *a = &answer;
 	const char *at = strrchr(addr, '@');
-	struct answer *a;
 	enum resolve_status rs = RES_OK;
 
 	*nexthop = NULL;
 	*code = 0;
 	if (at && transport_override(at + 1, t, nexthop))
 		return RES_OK;
-	a = xmalloc(sizeof(*a));
 	lookup(addr, a);
 	switch (a->kind) {
 	case K_VIRTUAL:
@@ -323,6 +323,5 @@ enum resolve_status resolve_transport(const char *addr, enum transport *t, char 
 		(void)str_copy(text, textlen, "temporary lookup failure");
 		break;
 	}
-	free(a);
 	return rs;
 }

@@ -39,21 +39,6 @@ static int copy_message(int infd, const struct qf *q, struct qf_writer *w)
 	return 0;
 }
 
-static int sync_subdir(enum qdir d, const char *qid)
-{
-	char sub[QF_SUBDIR_SIZE];
-	int fd, rc;
-
-	if (qid_subdir(qid, sub, sizeof(sub)) < 0)
-		return -1;
-	fd = openat(G.dfd[d], sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	rc = fsync(fd);
-	close(fd);
-	return rc;
-}
-
 int rewrite_expanded(const char *qid, int infd, const struct qf *q, const struct expansion *e)
 {
 	struct qf_envelope env = q->env;
@@ -83,7 +68,7 @@ int rewrite_expanded(const char *qid, int infd, const struct qf *q, const struct
 		w = NULL;
 		if (rc < 0 || fsync(fd) < 0 ||
 		    renameat(G.dfd[D_TMP], tmpname, G.dfd[D_ACTIVE], path) < 0 ||
-		    sync_subdir(D_ACTIVE, qid) < 0)
+		    qdir_sync_subdir(D_ACTIVE, qid) < 0)
 			(void)str_fmt(err, sizeof(err), "%s", strerror(errno));
 		else
 			err[0] = '\0';

@@ -49,6 +49,21 @@ int qdir_move(enum qdir from, enum qdir to, const char *qid)
 	return renameat(G.dfd[from], path, G.dfd[to], path);
 }
 
+int qdir_sync_subdir(enum qdir d, const char *qid)
+{
+	char sub[QF_SUBDIR_SIZE];
+	int fd, rc;
+
+	if (qid_subdir(qid, sub, sizeof(sub)) < 0)
+		return -1;
+	fd = openat(G.dfd[d], sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	rc = fsync(fd);
+	close(fd);
+	return rc;
+}
+
 /* X/ and X/Y/ below each directory that is organised by queue id. */
 void qdir_subdirs(void)
 {
@@ -106,16 +121,8 @@ static void take_incoming(enum qdir d, const char *qid, int sub, void *arg)
 		G.incoming_backlog = true;
 		return;
 	}
-	if (msg_find(qid) == NULL) {
+	if (msg_find(qid) == NULL)
 		msg_take_incoming(qid);
-	} else {
-		char path[64];
-
-		/* the unexpanded original of a message already in active/: a leftover of a
-		 * crash between the expanded copy's rename and this unlink (qmgr.h) */
-		if (qdir_path(qid, path, sizeof(path)) == 0)
-			(void)unlinkat(G.dfd[D_INCOMING], path, 0);
-	}
 }
 
 void scan_incoming(void)
@@ -178,8 +185,22 @@ static void load_active(enum qdir d, const char *qid, int sub, void *arg)
 	msg_load_active(qid);
 }
 
+/* An incoming/ file whose id is also in active/, deferred/ or hold/ is the unexpanded
+ * original a crash left behind (qmgr.h): only a previous run can have left one, so this
+ * check runs once, at start-up, not for every new message. */
+static void drop_twin(enum qdir d, const char *qid, int sub, void *arg)
+{
+	(void)d, (void)arg;
+	if (qdir_exists(D_ACTIVE, qid) || qdir_exists(D_DEFERRED, qid) ||
+	    qdir_exists(D_HOLD, qid)) {
+		msg_info("%s: removing the incoming/ leftover of an interrupted move", qid);
+		(void)unlinkat(sub, qid, 0);
+	}
+}
+
 void scan_startup(void)
 {
+	qdir_each(D_INCOMING, drop_twin, NULL);
 	qdir_each(D_ACTIVE, load_active, NULL);
 	scan_incoming();
 	scan_deferred(false);

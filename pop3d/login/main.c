@@ -4,57 +4,19 @@
  * listeners; it runs as mail_owner, chrooted into $spool_directory/empty, without any
  * capability, and never sees a mailbox. Table of contents:
  *
- *   main.c       arguments, TLS keys and the private connections as root (lib/login.h)
+ *   main.c       lib/login.c's login_main: arguments (-t), TLS keys and the private
+ *                connections as root, the pool skeleton
  *   client.c     one client: greeting, reading command lines and their limits, the
  *                disconnect line
  *   commands.c   CAPA STLS QUIT, unknown commands
  *   auth.c       USER/PASS and AUTH through authd, then the hand-off to the session
  *
- * After a successful login master starts the user's session (postern-pop3) on one end of a
- * socketpair, and this process proxies the client to it until either side closes.
+ * After a successful login master starts the user's session (postern-pop3); a client with TLS
+ * is proxied to it until either side closes, a client without TLS is handed over to it.
  */
-#include <string.h>
-
-#include "log.h"
 #include "pop3_login.h"
-#include "util.h"
-
-static struct login_conf LC;
-
-static void pre_drop(struct server *srv)
-{
-	bool implicit_tls = false;
-
-	for (int i = 0; i < srv->argc; i++) {
-		if (strcmp(srv->argv[i], "-t") == 0)
-			implicit_tls = true;
-		else
-			msg_fatal("unknown argument: %s (want -t for implicit TLS)", srv->argv[i]);
-	}
-	login_init(&LC, srv, "pop3", "pop3-login", implicit_tls,
-		   conf_bool(srv->cfg, "pop3_allow_plaintext_auth"));
-	srv->ctx = &LC;
-}
-
-static void post_drop(struct server *srv)
-{
-	login_post_drop(srv->ctx);
-}
-
-static void serve(struct server *srv, int fd, int listener, const struct sockaddr *peer,
-		  socklen_t peerlen)
-{
-	(void)listener, (void)peerlen;
-	pop3_login_serve(srv->ctx, fd, peer);
-}
 
 int main(int argc, char **argv)
 {
-	static const struct server_hooks hooks = {
-		.pre_drop = pre_drop,
-		.post_drop = post_drop,
-		.serve = serve,
-	};
-
-	server_main(argc, argv, SERVER_POOL_MODE, &hooks);
+	login_main(argc, argv, "pop3", "pop3-login", "pop3_allow_plaintext_auth", pop3_login_serve);
 }
