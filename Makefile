@@ -169,7 +169,7 @@ bench-deliver: all
 # client of both (build/bench/imap-load); see bench/imap.sh (env SIZES, LOGIN_CONNS, ONLY...).
 IMAP_LOAD := $(BUILD)/bench/imap-load
 
-$(IMAP_LOAD): $(BUILD)/bench/imap-load.o $(LIBPOSTERN)
+$(IMAP_LOAD): $(BUILD)/bench/imap-load.o $(BUILD)/bench/loadgen.o $(LIBPOSTERN)
 	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 
 .PHONY: bench-imap
@@ -181,7 +181,7 @@ bench-imap: all $(IMAP_LOAD)
 # bench/pop3-load.c is the client of both; see bench/pop3.sh (env LOGIN_CONNS, RETR_CONNS...).
 POP3_LOAD := $(BUILD)/bench/pop3-load
 
-$(POP3_LOAD): $(BUILD)/bench/pop3-load.o $(LIBPOSTERN)
+$(POP3_LOAD): $(BUILD)/bench/pop3-load.o $(BUILD)/bench/loadgen.o $(LIBPOSTERN)
 	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 
 .PHONY: bench-pop3

@@ -42,6 +42,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "loadgen.h"
 #include "util.h"
 
 #define MAX_CONNS	2000
@@ -83,14 +84,6 @@ struct worker {
 	char err[256];
 };
 
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static void usage(void)
 {
 	fprintf(stderr,
@@ -98,17 +91,6 @@ static void usage(void)
 		"       [-c CONNS] [-n NUSERS] [-d SECONDS] [-x COUNT] [-m MESSAGES] [-s SIZE]\n"
 		"       [-t TIMEOUT]   ('#' in USER is the user's number)\n");
 	exit(2);
-}
-
-static long parse_num(const char *s, long min, long max, const char *what)
-{
-	long long v;
-
-	if (str_to_ll(s, min, max, &v) < 0) {
-		fprintf(stderr, "imap-load: %s must be %ld..%ld\n", what, min, max);
-		exit(2);
-	}
-	return (long)v;
 }
 
 static enum mode parse_mode(const char *s)
@@ -135,16 +117,16 @@ static void parse_args(int argc, char **argv, struct options *o)
 	while ((c = getopt(argc, argv, "H:p:U:w:c:n:d:x:m:s:t:")) != -1) {
 		switch (c) {
 		case 'H': o->host = optarg; break;
-		case 'p': o->port = (int)parse_num(optarg, 1, 65535, "-p"); break;
+		case 'p': o->port = (int)loadgen_num("imap-load", optarg, 1, 65535, "-p"); break;
 		case 'U': o->users = optarg; break;
 		case 'w': o->password = optarg; break;
-		case 'c': o->conns = (int)parse_num(optarg, 1, MAX_CONNS, "-c"); break;
-		case 'n': o->nusers = (int)parse_num(optarg, 1, 1000000, "-n"); break;
-		case 'd': o->seconds = (double)parse_num(optarg, 1, 3600, "-d"); break;
-		case 'x': o->expect = parse_num(optarg, 0, 100000000, "-x"); break;
-		case 'm': o->messages = parse_num(optarg, 1, 10000000, "-m"); break;
-		case 's': o->size = parse_num(optarg, 256, MAX_SIZE, "-s"); break;
-		case 't': o->timeout_s = (int)parse_num(optarg, 1, 3600, "-t"); break;
+		case 'c': o->conns = (int)loadgen_num("imap-load", optarg, 1, MAX_CONNS, "-c"); break;
+		case 'n': o->nusers = (int)loadgen_num("imap-load", optarg, 1, 1000000, "-n"); break;
+		case 'd': o->seconds = (double)loadgen_num("imap-load", optarg, 1, 3600, "-d"); break;
+		case 'x': o->expect = loadgen_num("imap-load", optarg, 0, 100000000, "-x"); break;
+		case 'm': o->messages = loadgen_num("imap-load", optarg, 1, 10000000, "-m"); break;
+		case 's': o->size = loadgen_num("imap-load", optarg, 256, MAX_SIZE, "-s"); break;
+		case 't': o->timeout_s = (int)loadgen_num("imap-load", optarg, 1, 3600, "-t"); break;
 		default: usage();
 		}
 	}
@@ -158,20 +140,6 @@ static void parse_args(int argc, char **argv, struct options *o)
 		fprintf(stderr, "imap-load: -n must be at least -c (one connection per user)\n");
 		exit(2);
 	}
-}
-
-/* The login name of user number n: USERS with '#' replaced by n. */
-static void user_name(const struct options *o, long n, char *out, size_t outlen)
-{
-	const char *hash = strchr(o->users, '#');
-
-	if (hash == NULL) {
-		if (str_copy(out, outlen, o->users) < 0)
-			abort();	/* bounded by parse_args */
-		return;
-	}
-	if (str_fmt(out, outlen, "%.*s%ld%s", (int)(hash - o->users), o->users, n, hash + 1) < 0)
-		abort();
 }
 
 /* ---- one connection ------------------------------------------------------------------ */
@@ -359,24 +327,11 @@ static int conn_command(struct conn *c, const char *what, const char *args)
 /* Connect and read the greeting; the socket times out after timeout_s in every call. */
 static int conn_open(struct conn *c, const struct options *o)
 {
-	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons((uint16_t)o->port) };
-	struct timeval tv = { .tv_sec = o->timeout_s };
-	int one = 1;
-
-	c->fd = -1;
 	c->pos = c->end = 0;
 	c->tagseq = 0;
-	if (inet_pton(AF_INET, o->host, &sin.sin_addr) != 1)
-		return conn_fail(c, "bad address %s", o->host);
-	c->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	c->fd = loadgen_connect(o->host, o->port, o->timeout_s, c->err, sizeof(c->err));
 	if (c->fd < 0)
-		return conn_fail(c, "socket: %s", strerror(errno));
-	if (setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0 ||
-	    setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) < 0 ||
-	    setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0)
-		return conn_fail(c, "setsockopt: %s", strerror(errno));
-	if (connect(c->fd, (struct sockaddr *)&sin, sizeof(sin)) < 0)
-		return conn_fail(c, "connect %s:%d: %s", o->host, o->port, strerror(errno));
+		return -1;
 	if (conn_read_response(c) < 0)
 		return -1;
 	if (strncmp(buf_cstr(&c->line), "* OK", 4) != 0)
@@ -388,7 +343,7 @@ static int conn_login(struct conn *c, const struct options *o, long user)
 {
 	char name[MAX_USER], args[MAX_USER * 2];
 
-	user_name(o, user, name, sizeof(name));
+	loadgen_user(o->users, user, name, sizeof(name));
 	if (str_fmt(args, sizeof(args), "LOGIN \"%s\" \"%s\"", name, o->password) < 0)
 		return conn_fail(c, "user name or password too long");
 	return conn_command(c, "LOGIN", args);
@@ -454,16 +409,16 @@ static void *login_worker(void *arg)
 	buf_init(&c->line, LINE_LIMIT);
 	c->fd = -1;
 	pthread_barrier_wait(w->start);
-	end = now_s() + o->seconds;
-	while (now_s() < end) {
-		double t0 = now_s();
+	end = loadgen_now() + o->seconds;
+	while (loadgen_now() < end) {
+		double t0 = loadgen_now();
 
 		if (conn_open(c, o) < 0 || conn_login(c, o, user) < 0 || conn_logout(c) < 0) {
 			worker_error(w, c);
 			usleep(10000);	/* a broken server must not turn this into a busy loop */
 		} else {
 			w->done++;
-			worker_latency(w, now_s() - t0);
+			worker_latency(w, loadgen_now() - t0);
 		}
 		user = (user + o->conns) % o->nusers;
 	}
@@ -486,7 +441,7 @@ static void *append_worker(void *arg)
 		worker_error(w, c);
 	pthread_barrier_wait(w->start);
 	for (long i = 0; ok && i < w->todo; i++) {
-		double t0 = now_s();
+		double t0 = loadgen_now();
 
 		if (conn_append(c, w->message, (size_t)o->size) < 0) {
 			worker_error(w, c);
@@ -494,7 +449,7 @@ static void *append_worker(void *arg)
 			break;
 		}
 		w->done++;
-		worker_latency(w, now_s() - t0);
+		worker_latency(w, loadgen_now() - t0);
 	}
 	if (ok && conn_logout(c) < 0)
 		worker_error(w, c);
@@ -530,16 +485,6 @@ static size_t merge_latencies(struct worker *ws, int n, uint32_t **all)
 static double pct_ms(const uint32_t *lat, size_t n, double p)
 {
 	return n ? lat[(size_t)(p * (double)(n - 1) + 0.5)] / 1000.0 : 0.0;
-}
-
-static double cpu_seconds(void)
-{
-	struct rusage ru;
-
-	if (getrusage(RUSAGE_SELF, &ru) < 0)
-		return 0;
-	return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
-	       (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
 }
 
 /* A message of exactly size bytes with CRLF line ends, as a client would APPEND it. */
@@ -589,10 +534,10 @@ static struct worker *run_workers(const struct options *o, void *(*fn)(void *),
 		}
 	}
 	pthread_barrier_wait(&start);
-	t0 = now_s();
+	t0 = loadgen_now();
 	for (int i = 0; i < o->conns; i++)
 		pthread_join(ws[i].tid, NULL);
-	*secs = now_s() - t0;
+	*secs = loadgen_now() - t0;
 	pthread_barrier_destroy(&start);
 	return ws;
 }
@@ -615,7 +560,7 @@ static int report_workers(const struct options *o, struct worker *ws, double sec
 	printf("mode=%s conns=%d done=%ld errors=%ld seconds=%.3f rate=%.1f p50_ms=%.2f "
 	       "p99_ms=%.2f max_ms=%.2f cpu_s=%.2f\n", o->mode == MODE_LOGIN ? "login" : "append",
 	       o->conns, done, errors, secs, secs > 0 ? (double)done / secs : 0.0,
-	       pct_ms(lat, n, 0.50), pct_ms(lat, n, 0.99), pct_ms(lat, n, 1.0), cpu_seconds());
+	       pct_ms(lat, n, 0.50), pct_ms(lat, n, 0.99), pct_ms(lat, n, 1.0), loadgen_cpu_seconds());
 	if (err)
 		fprintf(stderr, "imap-load: %ld errors, the first: %s\n", errors, err);
 	for (int i = 0; i < o->conns; i++)
@@ -660,12 +605,12 @@ static int run_fetch(const struct options *o)
 
 	buf_init(&c->line, LINE_LIMIT);
 	rc = conn_open(c, o) == 0 && conn_login(c, o, 0) == 0 ? 0 : -1;
-	t0 = t1 = now_s();
+	t0 = t1 = loadgen_now();
 	if (rc == 0 && (rc = conn_command(c, "SELECT", "SELECT INBOX")) == 0) {
-		t1 = now_s();
+		t1 = loadgen_now();
 		exists = c->exists;
 		rc = conn_command(c, "UID FETCH", "UID FETCH 1:* (FLAGS UID RFC822.SIZE)");
-		t2 = now_s();
+		t2 = loadgen_now();
 		fetched = c->fetches;
 	}
 	if (rc == 0 && (exists != o->expect || fetched != o->expect))
@@ -675,7 +620,7 @@ static int run_fetch(const struct options *o)
 		rc = conn_logout(c);
 	printf("mode=fetch exists=%ld fetched=%ld select_ms=%.1f fetch_ms=%.1f total_ms=%.1f "
 	       "cpu_s=%.2f\n", exists, fetched, (t1 - t0) * 1e3, rc == 0 ? (t2 - t1) * 1e3 : 0,
-	       rc == 0 ? (t2 - t0) * 1e3 : 0, cpu_seconds());
+	       rc == 0 ? (t2 - t0) * 1e3 : 0, loadgen_cpu_seconds());
 	if (rc < 0)
 		fprintf(stderr, "imap-load: %s\n", c->err);
 	conn_close(c);
@@ -714,7 +659,7 @@ static int run_idle(const struct options *o)
 		buf_free(&cs[i].line);
 	}
 	printf("mode=idle conns=%d ok=%s cpu_s=%.2f\n", o->conns, rc == 0 ? "yes" : "no",
-	       cpu_seconds());
+	       loadgen_cpu_seconds());
 	free(cs);
 	return rc < 0 ? 1 : 0;
 }

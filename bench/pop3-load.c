@@ -37,6 +37,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "loadgen.h"
 #include "util.h"
 
 #define MAX_CONNS	1000
@@ -73,31 +74,12 @@ struct worker {
 	char err[256];
 };
 
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static void usage(void)
 {
 	fprintf(stderr, "usage: pop3-load login|retr -p PORT -U USER -w PASSWORD [-H HOST]\n"
 		"       [-c CONNS] [-n NUSERS] [-d SECONDS] [-x COUNT] [-t TIMEOUT]\n"
 		"       ('#' in USER is the user's number)\n");
 	exit(2);
-}
-
-static long parse_num(const char *s, long min, long max, const char *what)
-{
-	long long v;
-
-	if (str_to_ll(s, min, max, &v) < 0) {
-		fprintf(stderr, "pop3-load: %s must be %ld..%ld\n", what, min, max);
-		exit(2);
-	}
-	return (long)v;
 }
 
 static void parse_args(int argc, char **argv, struct options *o)
@@ -113,14 +95,14 @@ static void parse_args(int argc, char **argv, struct options *o)
 	while ((c = getopt(argc, argv, "H:p:U:w:c:n:d:x:t:")) != -1) {
 		switch (c) {
 		case 'H': o->host = optarg; break;
-		case 'p': o->port = (int)parse_num(optarg, 1, 65535, "-p"); break;
+		case 'p': o->port = (int)loadgen_num("pop3-load", optarg, 1, 65535, "-p"); break;
 		case 'U': o->users = optarg; break;
 		case 'w': o->password = optarg; break;
-		case 'c': o->conns = (int)parse_num(optarg, 1, MAX_CONNS, "-c"); break;
-		case 'n': o->nusers = (int)parse_num(optarg, 1, 1000000, "-n"); break;
-		case 'd': o->seconds = (double)parse_num(optarg, 1, 3600, "-d"); break;
-		case 'x': o->count = parse_num(optarg, 1, 10000000, "-x"); break;
-		case 't': o->timeout_s = (int)parse_num(optarg, 1, 3600, "-t"); break;
+		case 'c': o->conns = (int)loadgen_num("pop3-load", optarg, 1, MAX_CONNS, "-c"); break;
+		case 'n': o->nusers = (int)loadgen_num("pop3-load", optarg, 1, 1000000, "-n"); break;
+		case 'd': o->seconds = (double)loadgen_num("pop3-load", optarg, 1, 3600, "-d"); break;
+		case 'x': o->count = loadgen_num("pop3-load", optarg, 1, 10000000, "-x"); break;
+		case 't': o->timeout_s = (int)loadgen_num("pop3-load", optarg, 1, 3600, "-t"); break;
 		default: usage();
 		}
 	}
@@ -128,17 +110,6 @@ static void parse_args(int argc, char **argv, struct options *o)
 		usage();
 	if (o->nusers == 0)
 		o->nusers = o->conns;
-}
-
-static void user_name(const struct options *o, long n, char *out, size_t outlen)
-{
-	const char *hash = strchr(o->users, '#');
-
-	if (hash == NULL)
-		(void)str_copy(out, outlen, o->users);
-	else
-		(void)str_fmt(out, outlen, "%.*s%ld%s", (int)(hash - o->users), o->users, n,
-			      hash + 1);
 }
 
 /* ---- a connection ------------------------------------------------------------------------ */
@@ -242,22 +213,11 @@ static int conn_send(struct conn *c, const char *fmt, ...)
 
 static int conn_open(struct conn *c, const struct options *o)
 {
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)o->port) };
-	struct timeval tv = { .tv_sec = o->timeout_s };
-	int one = 1;
-
 	c->pos = c->end = 0;
 	c->err[0] = '\0';
-	if (inet_pton(AF_INET, o->host, &sa.sin_addr) != 1)
-		return conn_fail(c, "bad host %s", o->host);
-	c->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	c->fd = loadgen_connect(o->host, o->port, o->timeout_s, c->err, sizeof(c->err));
 	if (c->fd < 0)
-		return conn_fail(c, "socket: %s", strerror(errno));
-	(void)setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	(void)setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	(void)setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	if (connect(c->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
-		return conn_fail(c, "connect: %s", strerror(errno));
+		return -1;
 	return conn_status(c, "greeting");
 }
 
@@ -265,7 +225,7 @@ static int conn_login(struct conn *c, const struct options *o, long user)
 {
 	char name[MAX_USER];
 
-	user_name(o, user, name, sizeof(name));
+	loadgen_user(o->users, user, name, sizeof(name));
 	if (conn_send(c, "USER %s\r\n", name) < 0 || conn_status(c, "USER") < 0 ||
 	    conn_send(c, "PASS %s\r\n", o->password) < 0 || conn_status(c, "PASS") < 0)
 		return -1;
@@ -315,11 +275,11 @@ static void *login_worker(void *arg)
 	struct worker *w = arg;
 	const struct options *o = w->o;
 	struct conn c = { .fd = -1 };
-	double end = now_s() + o->seconds;
+	double end = loadgen_now() + o->seconds;
 	long user = w->index;
 
 	(void)pthread_barrier_wait(w->start);
-	while (now_s() < end) {
+	while (loadgen_now() < end) {
 		if (conn_open(&c, o) < 0 || conn_login(&c, o, user) < 0 || conn_quit(&c) < 0)
 			worker_error(w, &c);
 		else
@@ -344,22 +304,12 @@ static void *retr_worker(void *arg)
 		else
 			w->done++;
 	}
-	w->retr_end = now_s();
+	w->retr_end = loadgen_now();
 	if (!ok || conn_quit(&c) < 0)
 		worker_error(w, &c);
-	w->quit_s = now_s() - w->retr_end;
+	w->quit_s = loadgen_now() - w->retr_end;
 	conn_close(&c);
 	return NULL;
-}
-
-static double cpu_seconds(void)
-{
-	struct rusage ru;
-
-	if (getrusage(RUSAGE_SELF, &ru) < 0)
-		return 0;
-	return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
-	       (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
 }
 
 int main(int argc, char **argv)
@@ -384,7 +334,7 @@ int main(int argc, char **argv)
 			return 1;
 	}
 	(void)pthread_barrier_wait(&start);
-	t0 = now_s();
+	t0 = loadgen_now();
 	for (int i = 0; i < o.conns; i++) {
 		(void)pthread_join(ws[i].tid, NULL);
 		done += ws[i].done;
@@ -395,15 +345,15 @@ int main(int argc, char **argv)
 		if (first == NULL && ws[i].err[0])
 			first = ws[i].err;
 	}
-	secs = (o.mode == MODE_RETR ? retr_end : now_s()) - t0;
+	secs = (o.mode == MODE_RETR ? retr_end : loadgen_now()) - t0;
 	if (o.mode == MODE_LOGIN)
 		printf("mode=login conns=%d logins=%ld errors=%ld seconds=%.2f rate=%.1f cpu_s=%.2f\n",
-		       o.conns, done, errors, secs, (double)done / secs, cpu_seconds());
+		       o.conns, done, errors, secs, (double)done / secs, loadgen_cpu_seconds());
 	else
 		printf("mode=retr conns=%d messages=%ld bytes=%llu errors=%ld seconds=%.3f "
 		       "rate=%.1f mib_s=%.1f quit_ms=%.1f cpu_s=%.2f\n", o.conns, done, bytes,
 		       errors, secs, (double)done / secs, (double)bytes / secs / 1048576.0,
-		       quit_s * 1000.0, cpu_seconds());
+		       quit_s * 1000.0, loadgen_cpu_seconds());
 	if (errors > 0)
 		fprintf(stderr, "pop3-load: %ld errors, the first: %s\n", errors, first ? first : "?");
 	if (o.mode == MODE_RETR && done != o.count * o.conns)
