@@ -4,10 +4,11 @@
 set -eu
 
 BUILD="gcc make pkg-config libssl-dev libmariadb-dev libcrypt-dev libcap-dev"
-TEST="mariadb-server mariadb-client python3 python3-pytest openssl swaks procps iproute2 psmisc clang libclang-rt-14-dev whois fail2ban pflogsumm libnet-ssleay-perl isync getmail6"
+TEST="mariadb-server mariadb-client python3 python3-pytest openssl swaks procps iproute2 psmisc clang libclang-rt-14-dev whois fail2ban pflogsumm libnet-ssleay-perl isync getmail6 mutt git-email"
+PACKAGE="debhelper rpm lintian debootstrap fakeroot"
 
 missing=""
-for p in $BUILD $TEST; do
+for p in $BUILD $TEST $PACKAGE; do
 	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed"; then
 		missing="$missing $p"
 	fi
