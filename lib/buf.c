@@ -81,6 +81,18 @@ int buf_append_char(struct buf *b, char c)
 	return buf_append(b, &c, 1);
 }
 
+int buf_append_u64(struct buf *b, unsigned long long v)
+{
+	char digits[20];
+	size_t n = sizeof(digits);
+
+	do {
+		digits[--n] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v != 0);
+	return buf_append(b, digits + n, sizeof(digits) - n);
+}
+
 int buf_printf(struct buf *b, const char *fmt, ...)
 {
 	va_list ap;

@@ -23,6 +23,8 @@ void buf_reset(struct buf *b);
 int buf_append(struct buf *b, const void *p, size_t n);
 int buf_append_str(struct buf *b, const char *s);
 int buf_append_char(struct buf *b, char c);
+/* Append v in decimal (what "%llu" would give, without printf's cost in hot loops). */
+int buf_append_u64(struct buf *b, unsigned long long v);
 int buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Drop the first n bytes (n > len drops everything). */
 void buf_consume(struct buf *b, size_t n);

@@ -95,7 +95,7 @@ struct mmsg {
 	uint64_t modseq;		/* CONDSTORE: last change of flags */
 	uint64_t size;			/* RFC822.SIZE: bytes with CRLF line ends */
 	uint64_t file_size;		/* bytes on disk (LF line ends) */
-	time_t internal_date;
+	time_t internal_date;		/* 0 until mfolder_load_date() learnt it */
 	const char *file;		/* current base name, valid until the next sync */
 };
 
@@ -119,6 +119,12 @@ uint64_t mfolder_highestmodseq(const struct mfolder *f);
 uint32_t mfolder_count(const struct mfolder *f);
 /* Message by sequence number 1..count; NULL out of range. */
 const struct mmsg *mfolder_msg(const struct mfolder *f, uint32_t seq);
+/* Make sure message seq's internal_date is known: a first open does not stat() every file
+ * (the size is in its name), so the date is read when a client first asks for it (FETCH
+ * INTERNALDATE, SEARCH BEFORE/ON/SINCE, a COPY that must copy bytes) and kept in
+ * postern-index by the next sync. Falls back to the delivery time in the file name when the
+ * file is gone. */
+void mfolder_load_date(struct mfolder *f, uint32_t seq);
 /* Sequence number of a UID, or 0. */
 uint32_t mfolder_seq_of_uid(const struct mfolder *f, uint32_t uid);
 /* The folder's keyword names (index = bit). */

@@ -343,6 +343,7 @@ static int link_copy(struct mfolder *f, uint32_t seq, struct ms_target *t, const
 		}
 		if (errno != EXDEV && errno != EPERM && errno != EMLINK && errno != EOPNOTSUPP)
 			return ms_fail_errno(t->s, "copy", m->file);
+		mfolder_load_date(f, seq);
 		if (copy_bytes(f, seq, t, base, final, m->m.internal_date) == 0)
 			return 0;
 		if (errno != EEXIST)

@@ -326,6 +326,31 @@ const struct mmsg *mfolder_msg(const struct mfolder *f, uint32_t seq)
 	return seq >= 1 && seq <= f->count ? &f->msgs[seq - 1].m : NULL;
 }
 
+void mfolder_load_date(struct mfolder *f, uint32_t seq)
+{
+	struct ms_msg *m;
+	struct stat st;
+
+	if (seq < 1 || seq > f->count || f->msgs[seq - 1].m.internal_date != 0)
+		return;
+	m = &f->msgs[seq - 1];
+	mstore_msg_file_ops++;
+	if (fstatat(m->dir == 'c' ? f->cur_fd : f->new_fd, m->file, &st, AT_SYMLINK_NOFOLLOW) < 0 &&
+	    (errno != ENOENT || ms_msg_find(f, m) <= 0 ||
+	     fstatat(m->dir == 'c' ? f->cur_fd : f->new_fd, m->file, &st, AT_SYMLINK_NOFOLLOW) < 0)) {
+		uint64_t secs, usecs;
+
+		ms_name_time(m->file, &secs, &usecs);
+		m->m.internal_date = secs < ((uint64_t)1 << 40) ? (time_t)secs : 0;
+		return;
+	}
+	m->m.internal_date = st.st_mtime;
+	if (m->m.internal_date != 0 && !m->date_learnt) {
+		m->date_learnt = true;
+		f->dates_learnt++;
+	}
+}
+
 uint32_t mfolder_seq_of_uid(const struct mfolder *f, uint32_t uid)
 {
 	return ms_seq_of_uid(f, uid);

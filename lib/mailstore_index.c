@@ -333,9 +333,16 @@ int ms_index_refresh(int dirfd, struct ms_index *ix, uint32_t uidvalidity)
 
 int ms_index_fmt_rec(struct buf *b, const struct ms_idxrec *r)
 {
-	return buf_printf(b, "R %" PRIu32 " %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRId64
-			  " %c %s\n", r->uid, r->modseq, r->size, r->file_size,
-			  r->mtime < 0 ? (int64_t)0 : r->mtime, r->dir, r->file);
+	/* Hand-formatted: the first open of a large folder writes one per message. */
+	char dir[3] = { ' ', r->dir, ' ' };
+	int rc = buf_append(b, "R ", 2) | buf_append_u64(b, r->uid) | buf_append_char(b, ' ') |
+		 buf_append_u64(b, r->modseq) | buf_append_char(b, ' ') |
+		 buf_append_u64(b, r->size) | buf_append_char(b, ' ') |
+		 buf_append_u64(b, r->file_size) | buf_append_char(b, ' ') |
+		 buf_append_u64(b, r->mtime < 0 ? 0 : (unsigned long long)r->mtime);
+
+	return rc | buf_append(b, dir, sizeof(dir)) | buf_append_str(b, r->file) |
+	       buf_append_char(b, '\n');
 }
 
 int ms_index_fmt_expunge(struct buf *b, uint32_t uid)

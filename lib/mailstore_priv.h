@@ -165,8 +165,8 @@ int ms_uidlist_write(int dirfd, struct ms_uidlist *ul);
  * the header's N may then lag, readers take the larger). Falls back to a rewrite when the
  * file is not the one the list was read from. Durable (fdatasync) on return. */
 int ms_uidlist_append(int dirfd, struct ms_uidlist *ul, size_t from);
-/* Sort order of new files for UID assignment: the delivery time in the name, then name. */
-int ms_name_time_cmp(const char *a, const char *b);
+/* The delivery time Maildir names start with: "<secs>.M<usecs>..." (missing parts 0). */
+void ms_name_time(const char *name, uint64_t *secs, uint64_t *usecs);
 
 /* ---- dovecot-keywords (mailstore_keywords.c) ---------------------------------------- */
 
@@ -264,6 +264,7 @@ struct ms_msg {
 	char *file;		/* current file name; m.file points here */
 	char dir;		/* 'c' cur/ or 'n' new/ */
 	bool dirty;		/* flags changed, not reported yet */
+	bool date_learnt;	/* internal_date read since the index last heard of it */
 	uint32_t base_len;
 	struct ms_flags fl;
 };
@@ -283,6 +284,7 @@ struct mfolder {
 	const char *kw_list[MS_MAX_KEYWORDS];	/* what mfolder_keywords() hands out */
 	struct ms_msg *msgs;	/* ascending UIDs; seq = index + 1 */
 	uint32_t count, cap, recent;
+	uint32_t dates_learnt;	/* messages with date_learnt set */
 	struct ms_strmap bases;	/* base name -> uid of the view's messages */
 	bool bases_dirty;
 	bool dirs_known;	/* the view is what cur/ and new/ held at these mtimes */

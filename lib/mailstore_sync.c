@@ -40,6 +40,8 @@ struct scan_ent {
 	size_t off;		/* its name in scan.names */
 	uint32_t base_len;
 	char dir;
+	bool regular;		/* readdir said it is a regular file */
+	uint64_t secs, usecs;	/* delivery time from the name, to sort new files */
 	bool gone;		/* vanished before we could stat it */
 	uint32_t uid;
 	uint64_t size, file_size;
@@ -85,7 +87,7 @@ static void scan_free(struct scan *sc)
 
 /* ---- scanning ---------------------------------------------------------------------- */
 
-static int scan_add(struct scan *sc, const char *name, char dir)
+static int scan_add(struct scan *sc, const char *name, char dir, bool regular)
 {
 	struct maildir_name mn;
 	struct scan_ent *e;
@@ -103,6 +105,7 @@ static int scan_add(struct scan *sc, const char *name, char dir)
 	e->off = sc->names.len;
 	e->base_len = (uint32_t)mn.base_len;
 	e->dir = dir;
+	e->regular = regular;
 	if (buf_append(&sc->names, name, len + 1) < 0)
 		return -1;
 	sc->n++;
@@ -121,7 +124,7 @@ static int scan_one(int dirfd, char dir, struct scan *sc)
 	}
 	while (rc == 0 && (errno = 0, de = readdir(d)) != NULL)
 		if (de->d_type == DT_REG || de->d_type == DT_UNKNOWN)
-			rc = scan_add(sc, de->d_name, dir);
+			rc = scan_add(sc, de->d_name, dir, de->d_type == DT_REG);
 	if (rc == 0 && errno != 0)
 		rc = -1;
 	fd = errno;
@@ -215,7 +218,10 @@ static int count_vsize(int dirfd, const char *name, uint64_t *vsize)
 	return 0;
 }
 
-/* Size, file size and date of a file seen for the first time. */
+/* Size, file size and date of a file seen for the first time. A name that carries both
+ * sizes (S= and W=, as Dovecot and Postern write them) is not even stat()ed: on the first
+ * open of a large folder that is most of the work, and the date is rarely wanted, so it is
+ * left unknown (0) for mfolder_load_date(). */
 static void fetch_data(struct mfolder *f, struct sync *y, struct scan_ent *e)
 {
 	const char *name = ent_name(&y->sc, e);
@@ -223,12 +229,19 @@ static void fetch_data(struct mfolder *f, struct sync *y, struct scan_ent *e)
 	struct maildir_name mn;
 	struct stat st;
 
+	(void)maildir_parse_name(name, &mn);
+	if (e->regular && mn.has_size && mn.has_vsize) {
+		e->file_size = mn.size;
+		e->size = mn.vsize;
+		e->mtime = 0;
+		e->have_data = true;
+		return;
+	}
 	mstore_msg_file_ops++;
 	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode)) {
 		e->gone = true;	/* vanished, or not a message after all */
 		return;
 	}
-	(void)maildir_parse_name(name, &mn);
 	e->file_size = mn.has_size ? mn.size : (uint64_t)st.st_size;
 	e->mtime = (int64_t)st.st_mtime;
 	if (mn.has_vsize)
@@ -365,12 +378,18 @@ static void find_expunged(struct mfolder *f, struct sync *y, const uint32_t *gon
 
 /* ---- under the uidlist lock --------------------------------------------------------- */
 
+/* New files are numbered in delivery order: the time in the name (parsed once, before the
+ * sort), then the name. */
 static int cmp_ent_time(const void *a, const void *b, void *ctx)
 {
 	const struct scan *sc = ctx;
 	const struct scan_ent *x = &sc->ents[*(const size_t *)a], *y = &sc->ents[*(const size_t *)b];
 
-	return ms_name_time_cmp(ent_name(sc, x), ent_name(sc, y));
+	if (x->secs != y->secs)
+		return x->secs < y->secs ? -1 : 1;
+	if (x->usecs != y->usecs)
+		return x->usecs < y->usecs ? -1 : 1;
+	return strcmp(ent_name(sc, x), ent_name(sc, y));
 }
 
 static int cmp_ent_uid(const void *a, const void *b, void *ctx)
@@ -394,23 +413,27 @@ static bool keep_line(void *p, const struct ms_uidrec *r)
 	return r->uid > d->limit || ms_strmap_get(&d->present, r->base, strlen(r->base)) != 0;
 }
 
-static void drop_vanished(struct sync *y)
+/* True if lines were dropped. */
+static bool drop_vanished(struct sync *y)
 {
 	struct drop_ctx d = { .limit = y->last_uid_before };
+	size_t before = y->f->ul.n;
 
 	if (!y->scanned || !y->sc.stable)
-		return;
+		return false;
 	ms_strmap_init(&d.present, y->sc.n);
 	for (size_t i = 0; i < y->sc.n; i++)
 		ms_strmap_put(&d.present, ent_name(&y->sc, &y->sc.ents[i]), y->sc.ents[i].base_len, 1);
 	ms_uidlist_filter(&y->f->ul, keep_line, &d);
 	ms_strmap_free(&d.present);
+	return y->f->ul.n != before;
 }
 
 /* Number the files nobody has numbered yet (someone may have while we waited). */
 static int assign_uids(struct mfolder *f, struct sync *y)
 {
-	size_t keep = 0;
+	size_t keep = 0, old_lines = f->ul.n;
+	int rc;
 
 	for (size_t i = 0; i < y->nunassigned; i++) {
 		struct scan_ent *e = &y->sc.ents[y->unassigned[i]];
@@ -424,6 +447,11 @@ static int assign_uids(struct mfolder *f, struct sync *y)
 	y->nunassigned = keep;
 	if (keep == 0)
 		return 0;
+	for (size_t i = 0; i < keep; i++) {
+		struct scan_ent *e = &y->sc.ents[y->unassigned[i]];
+
+		ms_name_time(ent_name(&y->sc, e), &e->secs, &e->usecs);
+	}
 	qsort_r(y->unassigned, keep, sizeof(size_t), cmp_ent_time, &y->sc);
 	for (size_t i = 0; i < keep; i++) {
 		struct scan_ent *e = &y->sc.ents[y->unassigned[i]];
@@ -438,8 +466,10 @@ static int assign_uids(struct mfolder *f, struct sync *y)
 		push(&y->news, &y->nnews, y->unassigned[i]);
 	}
 	y->nunassigned = 0;
-	drop_vanished(y);
-	if (ms_uidlist_write(f->dir_fd, &f->ul) < 0)
+	/* Appending the new lines is enough (and all Dovecot does) unless old ones went. */
+	rc = drop_vanished(y) ? ms_uidlist_write(f->dir_fd, &f->ul) :
+				ms_uidlist_append(f->dir_fd, &f->ul, old_lines);
+	if (rc < 0)
 		return ms_fail_errno(f->s, "write", MS_UIDLIST);
 	return 0;
 }
@@ -609,7 +639,7 @@ static void index_catch_up(struct mfolder *f, struct sync *y)
 		const struct ms_idxrec *r = ms_index_get(&f->ix, m->m.uid);
 
 		if (r == NULL || r->dir != m->dir || r->modseq != m->m.modseq ||
-		    strcmp(r->file, m->file) != 0)
+		    r->mtime != (int64_t)m->m.internal_date || strcmp(r->file, m->file) != 0)
 			(void)ms_msg_index_line(&y->lines, m);
 	}
 	for (size_t i = 0; i < f->ix.n; i++)
@@ -654,15 +684,31 @@ static bool same_state(const struct ms_idxstate *a, const struct ms_idxstate *b)
 	       ms_ts_eq(a->cur_mtime, b->cur_mtime) && ms_ts_eq(a->new_mtime, b->new_mtime);
 }
 
+/* Dates mfolder_load_date() learnt since the index last heard of them. */
+static bool index_dates(struct mfolder *f, struct sync *y)
+{
+	if (f->dates_learnt == 0)
+		return false;
+	for (uint32_t i = 0; i < f->count; i++)
+		if (f->msgs[i].date_learnt) {
+			(void)ms_msg_index_line(&y->lines, &f->msgs[i]);
+			f->msgs[i].date_learnt = false;
+		}
+	f->dates_learnt = 0;
+	return true;
+}
+
 static void index_write(struct mfolder *f, struct sync *y)
 {
 	struct ms_idxstate st;
-	bool vouch = !y->skipped && y->nunassigned == 0 && current_state(f, &st) &&
-		     !same_state(&st, &f->ix.state);
+	bool current = !y->skipped && y->nunassigned == 0 && current_state(f, &st);
+	bool vouch = current && !same_state(&st, &f->ix.state);
+	bool dates = index_dates(f, y);
 
-	if (!f->ix.exists || vouch)
+	/* Record lines withdraw the state line before them: say it again after the dates. */
+	if (!f->ix.exists || vouch || (current && dates))
 		index_catch_up(f, y);
-	if (vouch)
+	if (vouch || (current && dates))
 		(void)ms_index_fmt_state(&y->lines, f->highestmodseq, &st);
 	if (y->lines.len > 0 && ms_index_append(f->dir_fd, &f->ix, &y->lines) < 0)
 		msg_warn("mailstore: %s/%s: %s", f->name, MS_INDEX, strerror(errno));
@@ -748,7 +794,7 @@ static bool index_wants(struct mfolder *f, struct sync *y)
 {
 	const struct ms_idxstate *st = &f->ix.state;
 
-	if (y->nexpunge > 0 || (!f->ix.exists && f->count + y->nnews > 0))
+	if (y->nexpunge > 0 || f->dates_learnt > 0 || (!f->ix.exists && f->count + y->nnews > 0))
 		return true;
 	for (uint32_t i = 0; i < f->count; i++)
 		if (f->msgs[i].dirty && ms_index_modseq(f, &f->msgs[i]) == 0)

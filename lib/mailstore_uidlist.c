@@ -393,6 +393,16 @@ int ms_uidlist_init_new(struct mstore *s, struct ms_uidlist *ul)
 	return 0;
 }
 
+/* "<uid>[ <ext>] :<base>\n" */
+static int fmt_rec(struct buf *b, const struct ms_uidrec *r)
+{
+	int rc = buf_append_u64(b, r->uid);
+
+	if (r->ext != NULL)
+		rc |= buf_append_char(b, ' ') | buf_append_str(b, r->ext);
+	return rc | buf_append(b, " :", 2) | buf_append_str(b, r->base) | buf_append_char(b, '\n');
+}
+
 int ms_uidlist_write(int dirfd, struct ms_uidlist *ul)
 {
 	struct buf b;
@@ -405,12 +415,8 @@ int ms_uidlist_write(int dirfd, struct ms_uidlist *ul)
 	rc |= buf_printf(&b, "3 V%" PRIu32 " N%" PRIu32 " G%s%s%s\n", ul->uidvalidity,
 			 ul->uidnext, ul->guid, ul->hdr_ext != NULL ? " " : "",
 			 ul->hdr_ext != NULL ? ul->hdr_ext : "");
-	for (size_t i = 0; i < ul->n && rc == 0; i++) {
-		const struct ms_uidrec *r = &ul->recs[i];
-
-		rc |= buf_printf(&b, "%" PRIu32 "%s%s :%s\n", r->uid, r->ext != NULL ? " " : "",
-				 r->ext != NULL ? r->ext : "", r->base);
-	}
+	for (size_t i = 0; i < ul->n && rc == 0; i++)
+		rc |= fmt_rec(&b, &ul->recs[i]);
 	if (rc == 0)
 		rc = ms_write_replace(dirfd, MS_UIDLIST_TMP, MS_UIDLIST, b.data, b.len);
 	buf_free(&b);
@@ -435,12 +441,8 @@ int ms_uidlist_append(int dirfd, struct ms_uidlist *ul, size_t from)
 	    st.st_ino != ul->ino || st.st_size != ul->size || st.st_size == 0)
 		return ms_uidlist_write(dirfd, ul);
 	buf_init(&b, MS_UIDLIST_MAX);
-	for (size_t i = from; i < ul->n && rc == 0; i++) {
-		const struct ms_uidrec *r = &ul->recs[i];
-
-		rc |= buf_printf(&b, "%" PRIu32 "%s%s :%s\n", r->uid, r->ext != NULL ? " " : "",
-				 r->ext != NULL ? r->ext : "", r->base);
-	}
+	for (size_t i = from; i < ul->n && rc == 0; i++)
+		rc |= fmt_rec(&b, &ul->recs[i]);
 	fd = rc == 0 ? openat(dirfd, MS_UIDLIST, O_WRONLY | O_APPEND | MS_FILE_FLAGS) : -1;
 	if (fd < 0 || write_all(fd, b.data, b.len) < 0 || fdatasync(fd) < 0 ||
 	    fstat(fd, &st) < 0)
@@ -567,8 +569,7 @@ static uint32_t uidvalidity_next(int root_fd)
 
 /* ---- UID order of new files -------------------------------------------------------- */
 
-/* "<secs>.M<usecs>..." -> the two numbers (missing parts are 0). */
-static void name_time(const char *p, uint64_t *secs, uint64_t *usecs)
+void ms_name_time(const char *p, uint64_t *secs, uint64_t *usecs)
 {
 	*secs = *usecs = 0;
 	for (; *p >= '0' && *p <= '9'; p++)
@@ -577,17 +578,4 @@ static void name_time(const char *p, uint64_t *secs, uint64_t *usecs)
 		return;
 	for (p += 2; *p >= '0' && *p <= '9'; p++)
 		*usecs = *usecs * 10 + (uint64_t)(*p - '0');
-}
-
-int ms_name_time_cmp(const char *a, const char *b)
-{
-	uint64_t as, au, bs, bu;
-
-	name_time(a, &as, &au);
-	name_time(b, &bs, &bu);
-	if (as != bs)
-		return as < bs ? -1 : 1;
-	if (au != bu)
-		return au < bu ? -1 : 1;
-	return strcmp(a, b);
 }

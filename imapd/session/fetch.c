@@ -332,6 +332,8 @@ static bool fetch_one(uint32_t seq, const struct fetch_req *r, bool uid)
 		return true;
 	if (r->needs_body && load(seq) < 0)
 		return false;
+	if (has_kind(r, F_INTERNALDATE))
+		mfolder_load_date(S.folder, seq);
 	if (r->sets_seen && !S.readonly && !(m->flags & MSF_SEEN)) {
 		if (mfolder_set_flags(S.folder, seq, m->flags | MSF_SEEN, m->keywords) == 0)
 			seen_now = true;

@@ -419,6 +419,13 @@ static time_t day_of(time_t t)
 	}
 }
 
+/* m is the view's own record, so it shows the date once it has been read. */
+static time_t internal_date(uint32_t seq, const struct mmsg *m)
+{
+	mfolder_load_date(S.folder, seq);
+	return m->internal_date;
+}
+
 static bool eval(const struct snode *s, uint32_t seq, const struct mmsg *m)
 {
 	time_t d;
@@ -441,9 +448,9 @@ static bool eval(const struct snode *s, uint32_t seq, const struct mmsg *m)
 	case K_LARGER: return m->size > s->num;
 	case K_SMALLER: return m->size < s->num;
 	case K_MODSEQ: return m->modseq >= s->num;
-	case K_BEFORE: return day_of(m->internal_date) < s->day;
-	case K_ON: return day_of(m->internal_date) == s->day;
-	case K_SINCE: return day_of(m->internal_date) >= s->day;
+	case K_BEFORE: return day_of(internal_date(seq, m)) < s->day;
+	case K_ON: return day_of(internal_date(seq, m)) == s->day;
+	case K_SINCE: return day_of(internal_date(seq, m)) >= s->day;
 	case K_SENTBEFORE: d = sent_day(seq, m); return d != (time_t)-1 && d < s->day;
 	case K_SENTON: d = sent_day(seq, m); return d != (time_t)-1 && d == s->day;
 	case K_SENTSINCE: d = sent_day(seq, m); return d != (time_t)-1 && d >= s->day;

@@ -117,6 +117,26 @@ static void test_embedded_nul(void)
 	buf_free(&b);
 }
 
+static void test_append_u64(void)
+{
+	struct buf b;
+	const unsigned long long v[] = { 0, 7, 10, 4294967295ULL, 18446744073709551615ULL };
+	char want[32];
+
+	buf_init(&b, 100);
+	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+		buf_reset(&b);
+		T_EQ_INT(buf_append_u64(&b, v[i]), 0);
+		(void)snprintf(want, sizeof(want), "%llu", v[i]);
+		T_EQ_STR(buf_cstr(&b), want);
+	}
+	buf_free(&b);
+	buf_init(&b, 3);
+	T_EQ_INT(buf_append_u64(&b, 1234), -1);	/* over the limit: nothing appended */
+	T_EQ_INT(b.len, 0);
+	buf_free(&b);
+}
+
 static void test_printf(void)
 {
 	struct buf b;
@@ -191,6 +211,7 @@ int main(void)
 	T_RUN(test_limit);
 	T_RUN(test_embedded_nul);
 	T_RUN(test_printf);
+	T_RUN(test_append_u64);
 	T_RUN(test_consume_reset);
 	T_RUN(test_self_append);
 	return T_DONE();
