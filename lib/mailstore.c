@@ -94,6 +94,12 @@ int ms_read_file(int dirfd, const char *name, size_t max, struct buf *b, struct 
 int ms_write_replace(int dirfd, const char *tmpname, const char *name, const void *data,
 		     size_t len)
 {
+	return ms_write_replace2(dirfd, tmpname, name, "", 0, data, len);
+}
+
+int ms_write_replace2(int dirfd, const char *tmpname, const char *name, const void *head,
+		      size_t headlen, const void *data, size_t len)
+{
 	int fd, rc = -1;
 
 	/* The caller holds the lock that makes tmpname ours: a leftover is overwritten. */
@@ -101,7 +107,7 @@ int ms_write_replace(int dirfd, const char *tmpname, const char *name, const voi
 	fd = openat(dirfd, tmpname, O_WRONLY | O_CREAT | O_EXCL | MS_FILE_FLAGS, 0600);
 	if (fd < 0)
 		return -1;
-	if (write_all(fd, data, len) == 0 && fsync(fd) == 0) {
+	if (write_all(fd, head, headlen) == 0 && write_all(fd, data, len) == 0 && fsync(fd) == 0) {
 		rc = close(fd);
 		fd = -1;
 		if (rc == 0)

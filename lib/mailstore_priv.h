@@ -73,6 +73,9 @@ int ms_read_file(int dirfd, const char *name, size_t max, struct buf *b, struct 
 /* Write data to tmpname below dirfd, fsync, rename over name. 0 or -1 with errno. */
 int ms_write_replace(int dirfd, const char *tmpname, const char *name, const void *data,
 		     size_t len);
+/* The same with the file's first bytes (head) apart from the rest, to spare a copy. */
+int ms_write_replace2(int dirfd, const char *tmpname, const char *name, const void *head,
+		      size_t headlen, const void *data, size_t len);
 bool ms_ts_eq(struct timespec a, struct timespec b);
 
 /* ---- subscriptions (mailstore_subs.c) ----------------------------------------------- */
@@ -111,11 +114,14 @@ int ms_lock_replace(struct ms_lock *l, const void *data, size_t len,
 /* ---- string -> uint32 map (mailstore_uidlist.c) -------------------------------------- */
 
 struct ms_strmap {
-	struct ms_strmap_slot { const char *key; uint32_t len, value; } *slots;
+	/* The hash is kept so that a probe compares keys only when it matches. */
+	struct ms_strmap_slot { const char *key; uint32_t len, value, hash; } *slots;
 	size_t nslots, used;
 };
 
 void ms_strmap_init(struct ms_strmap *m, size_t expected);
+/* Make room for `total` keys at once (a folder's first numbering adds them all). */
+void ms_strmap_reserve(struct ms_strmap *m, size_t total);
 void ms_strmap_free(struct ms_strmap *m);
 /* Insert or replace; key must stay valid as long as the map. */
 void ms_strmap_put(struct ms_strmap *m, const char *key, size_t len, uint32_t value);
@@ -154,6 +160,9 @@ bool ms_uidlist_changed(int dirfd, const struct ms_uidlist *ul);
 uint32_t ms_uidlist_uid(const struct ms_uidlist *ul, const char *base, size_t len);
 /* Append a record for a new UID (uid >= uidnext), bumping uidnext. */
 void ms_uidlist_add(struct ms_uidlist *ul, uint32_t uid, const char *base, size_t len);
+/* The same unless base already has a record: then nothing changes and false is returned
+ * (one hash lookup for both, which matters when a first open numbers 100,000 files). */
+bool ms_uidlist_add_new(struct ms_uidlist *ul, uint32_t uid, const char *base, size_t len);
 /* Keep only the records for which keep(uid, base) says so. */
 void ms_uidlist_filter(struct ms_uidlist *ul, bool (*keep)(void *ctx, const struct ms_uidrec *r),
 		       void *ctx);

@@ -41,7 +41,6 @@ struct scan_ent {
 	uint32_t base_len;
 	char dir;
 	bool regular;		/* readdir said it is a regular file */
-	uint64_t secs, usecs;	/* delivery time from the name, to sort new files */
 	bool gone;		/* vanished before we could stat it */
 	uint32_t uid;
 	uint64_t size, file_size;
@@ -378,18 +377,37 @@ static void find_expunged(struct mfolder *f, struct sync *y, const uint32_t *gon
 
 /* ---- under the uidlist lock --------------------------------------------------------- */
 
-/* New files are numbered in delivery order: the time in the name (parsed once, before the
- * sort), then the name. */
-static int cmp_ent_time(const void *a, const void *b, void *ctx)
+/* New files are numbered in delivery order: the time in the name, then the name. The times
+ * are parsed once into a compact array that is sorted instead of the scan entries. */
+struct time_key {
+	uint64_t secs, usecs;
+	size_t ent;
+};
+
+static int cmp_time_key(const void *a, const void *b, void *ctx)
 {
 	const struct scan *sc = ctx;
-	const struct scan_ent *x = &sc->ents[*(const size_t *)a], *y = &sc->ents[*(const size_t *)b];
+	const struct time_key *x = a, *y = b;
 
 	if (x->secs != y->secs)
 		return x->secs < y->secs ? -1 : 1;
 	if (x->usecs != y->usecs)
 		return x->usecs < y->usecs ? -1 : 1;
-	return strcmp(ent_name(sc, x), ent_name(sc, y));
+	return strcmp(ent_name(sc, &sc->ents[x->ent]), ent_name(sc, &sc->ents[y->ent]));
+}
+
+static void sort_by_time(struct sync *y, size_t n)
+{
+	struct time_key *k = xreallocarray(NULL, n, sizeof(*k));
+
+	for (size_t i = 0; i < n; i++) {
+		k[i].ent = y->unassigned[i];
+		ms_name_time(ent_name(&y->sc, &y->sc.ents[k[i].ent]), &k[i].secs, &k[i].usecs);
+	}
+	qsort_r(k, n, sizeof(*k), cmp_time_key, &y->sc);
+	for (size_t i = 0; i < n; i++)
+		y->unassigned[i] = k[i].ent;
+	free(k);
 }
 
 static int cmp_ent_uid(const void *a, const void *b, void *ctx)
@@ -419,7 +437,8 @@ static bool drop_vanished(struct sync *y)
 	struct drop_ctx d = { .limit = y->last_uid_before };
 	size_t before = y->f->ul.n;
 
-	if (!y->scanned || !y->sc.stable)
+	/* Only lines up to the view's newest UID may go: none when the view was empty. */
+	if (!y->scanned || !y->sc.stable || d.limit == 0)
 		return false;
 	ms_strmap_init(&d.present, y->sc.n);
 	for (size_t i = 0; i < y->sc.n; i++)
@@ -435,7 +454,10 @@ static int assign_uids(struct mfolder *f, struct sync *y)
 	size_t keep = 0, old_lines = f->ul.n;
 	int rc;
 
-	for (size_t i = 0; i < y->nunassigned; i++) {
+	if (old_lines == 0)	/* a folder's first numbering: nobody else has numbered any */
+		keep = y->nunassigned;
+	ms_strmap_reserve(&f->ul.map, old_lines + y->nunassigned);
+	for (size_t i = 0; i < y->nunassigned && old_lines != 0; i++) {
 		struct scan_ent *e = &y->sc.ents[y->unassigned[i]];
 
 		e->uid = ms_uidlist_uid(&f->ul, ent_name(&y->sc, e), e->base_len);
@@ -447,22 +469,16 @@ static int assign_uids(struct mfolder *f, struct sync *y)
 	y->nunassigned = keep;
 	if (keep == 0)
 		return 0;
-	for (size_t i = 0; i < keep; i++) {
-		struct scan_ent *e = &y->sc.ents[y->unassigned[i]];
-
-		ms_name_time(ent_name(&y->sc, e), &e->secs, &e->usecs);
-	}
-	qsort_r(y->unassigned, keep, sizeof(size_t), cmp_ent_time, &y->sc);
+	sort_by_time(y, keep);
 	for (size_t i = 0; i < keep; i++) {
 		struct scan_ent *e = &y->sc.ents[y->unassigned[i]];
 
 		/* The same base twice (in new/ and cur/ at once): one message, one UID. */
-		if (ms_uidlist_uid(&f->ul, ent_name(&y->sc, e), e->base_len) != 0) {
+		if (!ms_uidlist_add_new(&f->ul, f->ul.uidnext, ent_name(&y->sc, e), e->base_len)) {
 			e->gone = true;
 			continue;
 		}
-		e->uid = f->ul.uidnext;
-		ms_uidlist_add(&f->ul, e->uid, ent_name(&y->sc, e), e->base_len);
+		e->uid = f->ul.uidnext - 1;
 		push(&y->news, &y->nnews, y->unassigned[i]);
 	}
 	y->nunassigned = 0;
@@ -606,15 +622,24 @@ static void add_message(struct mfolder *f, struct sync *y, const struct scan_ent
 	if (e->dir == 'C' || (f->readonly && e->dir == 'n'))
 		m->m.flags |= MSF_RECENT;
 	m->m.modseq = ms_pick_modseq(f, m, &fresh);
-	if ((fresh || e->dir == 'C') && y->locked)
+	/* (A folder without an index gets all of it from index_catch_up.) */
+	if ((fresh || e->dir == 'C') && y->locked && f->ix.exists)
 		(void)ms_msg_index_line(&y->lines, m);
 	f->last_uid = e->uid;
 	f->bases_dirty = true;
 }
 
+static bool news_sorted(const struct sync *y)
+{
+	for (size_t i = 1; i < y->nnews; i++)
+		if (y->sc.ents[y->news[i - 1]].uid > y->sc.ents[y->news[i]].uid)
+			return false;
+	return true;
+}
+
 static void apply_news(struct mfolder *f, struct sync *y)
 {
-	if (y->nnews > 1)
+	if (y->nnews > 1 && !news_sorted(y))	/* a first numbering makes them in order */
 		qsort_r(y->news, y->nnews, sizeof(size_t), cmp_ent_uid, &y->sc);
 	for (size_t i = 0; i < y->nnews; i++) {
 		struct scan_ent *e = &y->sc.ents[y->news[i]];
@@ -631,9 +656,11 @@ static void apply_news(struct mfolder *f, struct sync *y)
 /* ---- the index ---------------------------------------------------------------------- */
 
 /* Make the index say exactly what the view holds (so a state line may vouch for it):
- * every message as it is, nothing else. */
+ * every message as it is, nothing else. That covers whatever lines the sync gathered
+ * already, so they are dropped rather than written twice. */
 static void index_catch_up(struct mfolder *f, struct sync *y)
 {
+	buf_reset(&y->lines);
 	for (uint32_t i = 0; i < f->count; i++) {
 		const struct ms_msg *m = &f->msgs[i];
 		const struct ms_idxrec *r = ms_index_get(&f->ix, m->m.uid);

@@ -30,13 +30,20 @@
 
 /* ---- string map -------------------------------------------------------------------- */
 
-static uint64_t hash_bytes(const char *p, size_t len)
+/* Maildir base names are long and alike: mix eight bytes at a time. */
+static uint32_t hash_bytes(const char *p, size_t len)
 {
-	uint64_t h = 1469598103934665603ull;
+	uint64_t h = 0x9e3779b97f4a7c15ull ^ len, w;
 
-	while (len-- > 0)
-		h = (h ^ (unsigned char)*p++) * 1099511628211ull;
-	return h;
+	for (; len >= 8; p += 8, len -= 8) {
+		memcpy(&w, p, 8);
+		h = (h ^ w) * 0xff51afd7ed558ccdull;
+		h ^= h >> 32;
+	}
+	w = 0;
+	memcpy(&w, p, len);
+	h = (h ^ w) * 0xc4ceb9fe1a85ec53ull;
+	return (uint32_t)(h ^ (h >> 29));
 }
 
 void ms_strmap_init(struct ms_strmap *m, size_t expected)
@@ -57,24 +64,28 @@ void ms_strmap_free(struct ms_strmap *m)
 }
 
 static struct ms_strmap_slot *strmap_slot(const struct ms_strmap *m, const char *key,
-					  size_t len)
+					  size_t len, uint32_t hash)
 {
-	size_t i = (size_t)hash_bytes(key, len) & (m->nslots - 1);
+	size_t i = hash & (m->nslots - 1);
 
 	while (m->slots[i].key != NULL &&
-	       (m->slots[i].len != len || memcmp(m->slots[i].key, key, len) != 0))
+	       (m->slots[i].hash != hash || m->slots[i].len != len ||
+		memcmp(m->slots[i].key, key, len) != 0))
 		i = (i + 1) & (m->nslots - 1);
 	return &m->slots[i];
 }
 
-static void strmap_grow(struct ms_strmap *m)
+void ms_strmap_reserve(struct ms_strmap *m, size_t total)
 {
 	struct ms_strmap old = *m;
 
-	ms_strmap_init(m, old.nslots);
+	if (m->slots != NULL && total * 2 < m->nslots)
+		return;
+	ms_strmap_init(m, total);
 	for (size_t i = 0; i < old.nslots; i++)
 		if (old.slots[i].key != NULL)
-			*strmap_slot(m, old.slots[i].key, old.slots[i].len) = old.slots[i];
+			*strmap_slot(m, old.slots[i].key, old.slots[i].len, old.slots[i].hash) =
+				old.slots[i];
 	m->used = old.used;
 	free(old.slots);
 }
@@ -82,24 +93,24 @@ static void strmap_grow(struct ms_strmap *m)
 void ms_strmap_put(struct ms_strmap *m, const char *key, size_t len, uint32_t value)
 {
 	struct ms_strmap_slot *slot;
+	uint32_t hash = hash_bytes(key, len);
 
-	if (m->slots == NULL)
-		ms_strmap_init(m, 16);
-	if ((m->used + 1) * 2 > m->nslots)
-		strmap_grow(m);
-	slot = strmap_slot(m, key, len);
+	if (m->slots == NULL || (m->used + 1) * 2 > m->nslots)
+		ms_strmap_reserve(m, m->slots == NULL ? 16 : m->nslots);
+	slot = strmap_slot(m, key, len, hash);
 	if (slot->key == NULL)
 		m->used++;
 	slot->key = key;
 	slot->len = (uint32_t)len;
 	slot->value = value;
+	slot->hash = hash;
 }
 
 uint32_t ms_strmap_get(const struct ms_strmap *m, const char *key, size_t len)
 {
 	if (m->slots == NULL)
 		return 0;
-	return strmap_slot(m, key, len)->value;
+	return strmap_slot(m, key, len, hash_bytes(key, len))->value;
 }
 
 /* ---- reading ----------------------------------------------------------------------- */
@@ -324,6 +335,34 @@ bool ms_uidlist_changed(int dirfd, const struct ms_uidlist *ul)
 uint32_t ms_uidlist_uid(const struct ms_uidlist *ul, const char *base, size_t len)
 {
 	return ms_strmap_get(&ul->map, base, len);
+}
+
+bool ms_uidlist_add_new(struct ms_uidlist *ul, uint32_t uid, const char *base, size_t len)
+{
+	struct ms_strmap *m = &ul->map;
+	struct ms_strmap_slot *slot;
+	struct ms_uidrec *r;
+	uint32_t hash = hash_bytes(base, len);
+
+	if (m->slots == NULL || (m->used + 1) * 2 > m->nslots)
+		ms_strmap_reserve(m, m->slots == NULL ? 16 : m->nslots);
+	slot = strmap_slot(m, base, len, hash);
+	if (slot->key != NULL)
+		return false;
+	if (ul->n == ul->cap) {
+		ul->cap = ul->cap ? ul->cap * 2 : 256;
+		ul->recs = xreallocarray(ul->recs, ul->cap, sizeof(*ul->recs));
+	}
+	r = &ul->recs[ul->n++];
+	r->uid = uid;
+	r->base = xstrndup(base, len);
+	r->ext = NULL;
+	*slot = (struct ms_strmap_slot){ .key = r->base, .len = (uint32_t)len, .value = uid,
+					 .hash = hash };
+	m->used++;
+	if (ul->uidnext <= uid)
+		ul->uidnext = uid + 1;
+	return true;
 }
 
 void ms_uidlist_add(struct ms_uidlist *ul, uint32_t uid, const char *base, size_t len)
