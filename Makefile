@@ -57,6 +57,7 @@ endef
 
 $(eval $(call prog,master,postern-master))
 $(eval $(call prog,admin,postern))
+$(eval $(call prog,admin/sendmail,postern-sendmail))
 $(eval $(call prog,authd,postern-authd))
 $(eval $(call prog,queue,postern-queue))
 $(eval $(call prog,anvil,postern-anvil))

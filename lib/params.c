@@ -52,6 +52,8 @@ const struct conf_param conf_params[] = {
 	{ "spool_directory", CONF_STR, "/var/spool/postern", 0, 0,
 	  "queue, private sockets and the daemons' chroot" },
 	{ "daemon_directory", CONF_STR, "/usr/lib/postern", 0, 0, "where the daemon programs live" },
+	{ "command_directory", CONF_STR, "/usr/sbin", 0, 0,
+	  "where the postern command lives (sendmail -bp and -q run it)" },
 	{ "virtual_mailbox_base", CONF_STR, "/var/mail/vhosts", 0, 0, "root of virtual mailboxes" },
 	{ "log_file", CONF_STR, "", 0, 0, "append log lines to this file instead of syslog" },
 
