@@ -16,11 +16,20 @@
 
 int cmd_check(int argc, char **argv);
 int cmd_admin(int argc, char **argv);
+/* Postfix + Dovecot + MySQL configuration into postern.conf and sql.conf (import*.c). */
+int cmd_import(int argc, char **argv);
 /* Queue administration (admin_queue.c): mailq, queue list|flush|delete|hold|release|requeue,
  * flush. Same exit statuses as admin (75: qmgr unreachable). */
 int cmd_mailq(int argc, char **argv);
 int cmd_queue(int argc, char **argv);
 int cmd_flush(int argc, char **argv);
+/* Run and control postern-master without systemd (ctl.c); LSB init-script exit statuses:
+ * 0 done, 1 failed, 2 usage, 3 not running (status), 4 no permission, 7 not running
+ * (reload). */
+int cmd_start(int argc, char **argv);
+int cmd_stop(int argc, char **argv);
+int cmd_reload(int argc, char **argv);
+int cmd_status(int argc, char **argv);
 /* Print the queue of spool_directory spool as `postqueue -p` does (admin_mailq.c). */
 int mailq_list(const char *spool);
 

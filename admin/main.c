@@ -6,8 +6,8 @@
  *   postern mailq [-c FILE]      list the queue (admin_mailq.c); also run as `mailq`
  *   postern queue [-c FILE] ...  list, flush, delete, hold, release, requeue (admin_queue.c)
  *   postern flush [-c FILE]      short for `postern queue flush`
- *
- * Later issues add start/stop.
+ *   postern import [--postfix DIR] [--dovecot DIR] [-o DIR] [-n] [--force]   (import*.c)
+ *   postern start|stop|reload|status [-c FILE]   run and control postern-master (ctl.c)
  */
 #include <stdio.h>
 #include <string.h>
@@ -28,6 +28,12 @@ static const struct {
 	{ "queue", cmd_queue, "queue [-c FILE] list|flush|delete|hold|release|requeue ...   "
 	  "control the mail queue (postern queue -h)" },
 	{ "flush", cmd_flush, "flush [-c FILE]   try all deferred mail now" },
+	{ "import", cmd_import, "import [--postfix DIR] [--dovecot DIR] [-o DIR] [-n] [--force]"
+	  "   write postern.conf and sql.conf from a Postfix + Dovecot set-up" },
+	{ "start", cmd_start, "start [-c FILE]   start postern-master (hosts without systemd)" },
+	{ "stop", cmd_stop, "stop [-c FILE]    stop postern-master and its daemons" },
+	{ "reload", cmd_reload, "reload [-c FILE]  re-read postern.conf (SIGHUP to master)" },
+	{ "status", cmd_status, "status [-c FILE]  is postern-master running? (exit 0 or 3)" },
 };
 
 static int usage(void)
