@@ -41,6 +41,7 @@ struct scan_ent {
 	uint32_t base_len;
 	char dir;
 	bool regular;		/* readdir said it is a regular file */
+	bool sizes_named;	/* the name carries both sizes (S= and W=), now in the fields */
 	bool gone;		/* vanished before we could stat it */
 	uint32_t uid;
 	uint64_t size, file_size;
@@ -105,6 +106,11 @@ static int scan_add(struct scan *sc, const char *name, char dir, bool regular)
 	e->base_len = (uint32_t)mn.base_len;
 	e->dir = dir;
 	e->regular = regular;
+	if (mn.has_size && mn.has_vsize) {
+		e->sizes_named = true;
+		e->file_size = mn.size;
+		e->size = mn.vsize;
+	}
 	if (buf_append(&sc->names, name, len + 1) < 0)
 		return -1;
 	sc->n++;
@@ -228,14 +234,12 @@ static void fetch_data(struct mfolder *f, struct sync *y, struct scan_ent *e)
 	struct maildir_name mn;
 	struct stat st;
 
-	(void)maildir_parse_name(name, &mn);
-	if (e->regular && mn.has_size && mn.has_vsize) {
-		e->file_size = mn.size;
-		e->size = mn.vsize;
+	if (e->regular && e->sizes_named) {
 		e->mtime = 0;
 		e->have_data = true;
 		return;
 	}
+	(void)maildir_parse_name(name, &mn);
 	mstore_msg_file_ops++;
 	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode)) {
 		e->gone = true;	/* vanished, or not a message after all */
