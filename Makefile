@@ -120,6 +120,7 @@ check:
 	$(MAKE) e2e
 	$(MAKE) e2e-asan
 	$(MAKE) fuzz-run FUZZ_TIME=20
+	$(MAKE) package-test
 
 asan:
 	$(MAKE) BUILD=build-asan SAN=1 all
@@ -136,7 +137,7 @@ tidy:
 clean:
 	rm -rf build build-asan
 
--include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILD) -name '*.d' -type f 2>/dev/null)
 
 # ---- benchmarks (issue 3: authd) ---------------------------------------------------------
 # bench/authd.c is a load generator for authd (build/bench/authd-bench); `make bench-authd`
@@ -224,3 +225,88 @@ $(eval $(call fuzzer,smtpcmd,lib/smtpcmd.c))
 $(eval $(call fuzzer,imapcmd,lib/imapcmd.c lib/imapcmd_args.c lib/seqset.c))
 $(eval $(call fuzzer,mxlookup,lib/mxlookup.c,-lresolv))
 $(eval $(call fuzzer,mime,lib/mime.c lib/mime_imap.c lib/mime_section.c lib/mime_decode.c lib/base64.c))
+
+# ---- installation and packages (issue 8) -------------------------------------------------
+# `make install DESTDIR=... [PREFIX=/usr SYSCONFDIR=/etc UNITDIR=...]` is the one install
+# recipe: debian/rules and packaging/postern.spec both run it. Users, the spool layout, file
+# owners that need those users and the certificate are the packages' maintainer scripts'
+# business (packaging/debian/postinst, the spec's %pre/%post). `make deb` and `make rpm` put
+# their packages into build/pkg/ without rebuilding anything that build/ already holds;
+# `make package-test` installs the .deb into a Debian 12 chroot (tests/package/).
+PREFIX      ?= /usr
+SYSCONFDIR  ?= /etc
+UNITDIR     ?= /usr/lib/systemd/system
+VERSION     ?= $(shell sed -n 's/^\#define POSTERN_VERSION "\(.*\)"/\1/p' lib/version.h)
+PKG_RELEASE ?= 1
+PKG_DIR     := build/pkg
+LINTIAN     ?= yes
+
+INSTALL_SBIN    := postern-master postern
+INSTALL_DAEMONS := postern-authd postern-queue postern-anvil postern-smtpd postern-qmgr \
+	postern-virtual postern-local postern-smtp postern-imap-login postern-imap \
+	postern-pop3-login postern-pop3
+SENDMAIL_BIN    := $(BUILD)/postern-sendmail
+INSTALL_MAN     := $(filter-out docs/man/postern-testd.8,$(wildcard docs/man/*.[158]))
+
+.PHONY: programs install deb rpm package-test
+programs: $(addprefix $(BUILD)/,$(INSTALL_SBIN) $(INSTALL_DAEMONS)) $(SENDMAIL_BIN)
+
+install: programs
+	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/lib/postern \
+		$(DESTDIR)$(PREFIX)/share/postern $(DESTDIR)$(SYSCONFDIR)/postern \
+		$(DESTDIR)$(SYSCONFDIR)/logrotate.d $(DESTDIR)$(UNITDIR)
+	install -m 0755 $(addprefix $(BUILD)/,$(INSTALL_SBIN)) $(DESTDIR)$(PREFIX)/sbin/
+	install -m 0755 $(addprefix $(BUILD)/,$(INSTALL_DAEMONS)) $(DESTDIR)$(PREFIX)/lib/postern/
+	@# setgid postern-drop: set by the packages (dpkg-statoverride, %attr) once the group exists
+	install -m 0755 $(SENDMAIL_BIN) $(DESTDIR)$(PREFIX)/sbin/sendmail.postern
+	for page in $(INSTALL_MAN); do \
+		sec=$${page##*.}; install -d $(DESTDIR)$(PREFIX)/share/man/man$$sec && \
+		install -m 0644 $$page $(DESTDIR)$(PREFIX)/share/man/man$$sec/ || exit 1; \
+	done
+	@# sendmail.postern's page is postern-sendmail(1): a .so stub under the program's name
+	printf '.so man1/postern-sendmail.1\n' > $(DESTDIR)$(PREFIX)/share/man/man1/sendmail.postern.1
+	install -m 0644 packaging/schema.sql $(DESTDIR)$(PREFIX)/share/postern/schema.sql
+	install -m 0644 packaging/postern.conf $(DESTDIR)$(SYSCONFDIR)/postern/postern.conf
+	install -m 0600 packaging/sql.conf $(DESTDIR)$(SYSCONFDIR)/postern/sql.conf
+	install -m 0644 packaging/postern.logrotate $(DESTDIR)$(SYSCONFDIR)/logrotate.d/postern
+	install -m 0644 packaging/postern.service $(DESTDIR)$(UNITDIR)/postern.service
+
+# Packages are staged in PKG_WORK, outside the tree (dpkg-buildpackage writes its results
+# into the parent of the staging directory); only the results go to build/pkg/.
+PKG_WORK ?= /tmp/postern-pkg-$(shell echo '$(CURDIR)' | md5sum | cut -c1-8)
+
+# `make deb`: a staging directory holding only debian/ (changelog version from
+# lib/version.h and PKG_RELEASE); debian/rules builds and installs through this tree
+# (POSTERN_SRCDIR), so nothing is rebuilt that build/ already holds.
+DEB_STAGE  = $(PKG_WORK)/deb/postern-$(VERSION)
+DEB_NAME   = postern_$(VERSION)-$(PKG_RELEASE)_$(shell dpkg --print-architecture 2>/dev/null).deb
+
+deb: programs
+	rm -rf $(PKG_WORK)/deb && mkdir -p $(DEB_STAGE) $(PKG_DIR)
+	cp -r packaging/debian $(DEB_STAGE)/debian
+	sed -i '1s/^postern ([^)]*)/postern ($(VERSION)-$(PKG_RELEASE))/' $(DEB_STAGE)/debian/changelog
+	cd $(DEB_STAGE) && env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL POSTERN_SRCDIR=$(CURDIR) \
+		POSTERN_BUILD=$(BUILD) dpkg-buildpackage -b -us -uc
+	mv $(PKG_WORK)/deb/*.deb $(PKG_WORK)/deb/*.buildinfo $(PKG_WORK)/deb/*.changes $(PKG_DIR)/
+	rm -rf $(PKG_WORK)/deb
+	if [ "$(LINTIAN)" = yes ]; then lintian --fail-on error $(PKG_DIR)/$(DEB_NAME); fi
+	@echo "built $(PKG_DIR)/$(DEB_NAME)"
+
+# `make rpm`: rpmbuild from Debian's rpm package. --nodeps: the spec's BuildRequires name
+# Fedora/RHEL packages (openssl-devel, mariadb-connector-c-devel...) that Debian's rpm
+# database never holds; the build itself is this tree's (postern_srcdir), as for deb.
+RPM_TOP = $(PKG_WORK)/rpm
+
+rpm: programs
+	rm -rf $(RPM_TOP) && mkdir -p $(RPM_TOP) $(PKG_DIR)
+	rpmbuild -bb --nodeps --define "_topdir $(RPM_TOP)" --define "postern_srcdir $(CURDIR)" \
+		--define "postern_build $(BUILD)" --define "postern_version $(VERSION)" \
+		--define "postern_release $(PKG_RELEASE)" --define "debug_package %{nil}" \
+		packaging/postern.spec
+	mv $(RPM_TOP)/RPMS/*/postern-$(VERSION)-$(PKG_RELEASE).*.rpm $(PKG_DIR)/
+	rm -rf $(RPM_TOP)
+	@ls $(PKG_DIR)/postern-$(VERSION)-$(PKG_RELEASE).*.rpm
+
+package-test: all
+	$(MAKE) deb rpm
+	$(PYTHON) -m pytest -q tests/package
