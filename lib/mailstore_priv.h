@@ -123,8 +123,8 @@ void ms_strmap_init(struct ms_strmap *m, size_t expected);
 /* Make room for `total` keys at once (a folder's first numbering adds them all). */
 void ms_strmap_reserve(struct ms_strmap *m, size_t total);
 void ms_strmap_free(struct ms_strmap *m);
-/* Insert or replace; key must stay valid as long as the map. */
-void ms_strmap_put(struct ms_strmap *m, const char *key, size_t len, uint32_t value);
+/* Insert or replace; key must stay valid as long as the map. The old value, or 0. */
+uint32_t ms_strmap_put(struct ms_strmap *m, const char *key, size_t len, uint32_t value);
 /* The value, or 0 if absent (values are never 0). */
 uint32_t ms_strmap_get(const struct ms_strmap *m, const char *key, size_t len);
 

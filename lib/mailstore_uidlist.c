@@ -90,20 +90,22 @@ void ms_strmap_reserve(struct ms_strmap *m, size_t total)
 	free(old.slots);
 }
 
-void ms_strmap_put(struct ms_strmap *m, const char *key, size_t len, uint32_t value)
+uint32_t ms_strmap_put(struct ms_strmap *m, const char *key, size_t len, uint32_t value)
 {
 	struct ms_strmap_slot *slot;
-	uint32_t hash = hash_bytes(key, len);
+	uint32_t hash = hash_bytes(key, len), old;
 
 	if (m->slots == NULL || (m->used + 1) * 2 > m->nslots)
 		ms_strmap_reserve(m, m->slots == NULL ? 16 : m->nslots);
 	slot = strmap_slot(m, key, len, hash);
+	old = slot->key != NULL ? slot->value : 0;
 	if (slot->key == NULL)
 		m->used++;
 	slot->key = key;
 	slot->len = (uint32_t)len;
 	slot->value = value;
 	slot->hash = hash;
+	return old;
 }
 
 uint32_t ms_strmap_get(const struct ms_strmap *m, const char *key, size_t len)
@@ -201,12 +203,11 @@ static int parse_header(char *line, struct ms_uidlist *ul, int *version)
 	return ul->uidvalidity != 0 && ul->uidnext != 0 ? 0 : -1;
 }
 
-/* Append a record; true if its base already had a record (an older one, to drop). */
-static bool add_record(struct ms_uidlist *ul, uint32_t uid, const char *base, size_t len,
-		       const char *ext, size_t extlen)
+/* A new record at the end (not yet in the map). */
+static struct ms_uidrec *append_rec(struct ms_uidlist *ul, uint32_t uid, const char *base,
+				    size_t len, const char *ext, size_t extlen)
 {
 	struct ms_uidrec *r;
-	bool dup;
 
 	if (ul->n == ul->cap) {
 		ul->cap = ul->cap ? ul->cap * 2 : 256;
@@ -217,9 +218,16 @@ static bool add_record(struct ms_uidlist *ul, uint32_t uid, const char *base, si
 	r->uid = uid;
 	r->base = xstrndup(base, len);
 	r->ext = extlen > 0 ? xstrndup(ext, extlen) : NULL;
-	dup = ms_strmap_get(&ul->map, r->base, len) != 0;
-	ms_strmap_put(&ul->map, r->base, len, uid);
-	return dup;
+	return r;
+}
+
+/* Append a record; true if its base already had a record (an older one, to drop). */
+static bool add_record(struct ms_uidlist *ul, uint32_t uid, const char *base, size_t len,
+		       const char *ext, size_t extlen)
+{
+	struct ms_uidrec *r = append_rec(ul, uid, base, len, ext, extlen);
+
+	return ms_strmap_put(&ul->map, r->base, len, uid) != 0;
 }
 
 /* One record line; -1 if broken. */
@@ -349,14 +357,7 @@ bool ms_uidlist_add_new(struct ms_uidlist *ul, uint32_t uid, const char *base, s
 	slot = strmap_slot(m, base, len, hash);
 	if (slot->key != NULL)
 		return false;
-	if (ul->n == ul->cap) {
-		ul->cap = ul->cap ? ul->cap * 2 : 256;
-		ul->recs = xreallocarray(ul->recs, ul->cap, sizeof(*ul->recs));
-	}
-	r = &ul->recs[ul->n++];
-	r->uid = uid;
-	r->base = xstrndup(base, len);
-	r->ext = NULL;
+	r = append_rec(ul, uid, base, len, NULL, 0);
 	*slot = (struct ms_strmap_slot){ .key = r->base, .len = (uint32_t)len, .value = uid,
 					 .hash = hash };
 	m->used++;

@@ -63,6 +63,20 @@ def make_world_dir(prefix):
     return path
 
 
+def fill(path, leave):
+    """Write a file until the file system has about `leave` bytes free; returns its path."""
+    st = os.statvfs(os.path.dirname(path))
+    size = max(0, st.f_bavail * st.f_frsize - leave)
+    with open(path, "wb") as f:
+        try:
+            f.write(b"\0" * size)
+            f.flush()
+            os.fsync(f.fileno())
+        except OSError:
+            pass
+    return path
+
+
 def free_ports(n):
     socks = []
     try:

@@ -22,7 +22,7 @@ import time
 import pytest
 
 import postern_ipc as ipc
-from conftest import (BINDIR, KEEP, PYTHON, Sandbox, finish_sandbox, make_world_dir,
+from conftest import (BINDIR, KEEP, PYTHON, Sandbox, fill, finish_sandbox, make_world_dir,
                       service_children, start_sandbox, uid_of, wait_until)
 
 CREATE, COMMIT, ABORT = 20, 21, 22
@@ -410,20 +410,6 @@ def test_queue_minfree_refuses_create():
 
 
 # ---- disk full: the spool on a 2 MiB tmpfs ---------------------------------------------------
-
-def fill(path, leave):
-    """Write a file until the file system has about `leave` bytes free; returns its path."""
-    st = os.statvfs(os.path.dirname(path))
-    size = max(0, st.f_bavail * st.f_frsize - leave)
-    with open(path, "wb") as f:
-        try:
-            f.write(b"\0" * size)
-            f.flush()
-            os.fsync(f.fileno())
-        except OSError:
-            pass
-    return path
-
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")
 def test_disk_full_is_tempfail():

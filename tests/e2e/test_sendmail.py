@@ -28,8 +28,8 @@ import time
 
 import pytest
 
-from conftest import (BINDIR, KEEP, Sandbox, finish_sandbox, make_world_dir, start_sandbox,
-                      wait_until)
+from conftest import (BINDIR, KEEP, Sandbox, fill, finish_sandbox, make_world_dir,
+                      start_sandbox, wait_until)
 
 DOMAIN = "sendmail.test"
 USERS = ("alice", "bob", "carol", "dave")
@@ -574,19 +574,6 @@ def test_newaliases_good_and_bad(ssb, installed):
 
 
 # ---- disk full: the spool on a small tmpfs ---------------------------------------------------
-
-def fill(path, leave):
-    st = os.statvfs(os.path.dirname(path))
-    size = max(0, st.f_bavail * st.f_frsize - leave)
-    with open(path, "wb") as f:
-        try:
-            f.write(b"\0" * size)
-            f.flush()
-            os.fsync(f.fileno())
-        except OSError:
-            pass
-    return path
-
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")
 def test_full_spool_is_tempfail(installed):
