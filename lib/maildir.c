@@ -6,6 +6,7 @@
  * W= the size with CRLF, fsync, rename into new/, fsync of new/.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdint.h>
@@ -391,8 +392,9 @@ static int write_tmp_file(struct delivery_ctx *d, int msg_fd, off_t off, uint64_
 	return rc;
 }
 
-/* Rename tmp/BASE to new/BASE,S=..,W=.. and make the rename durable. */
-static int move_to_new(struct delivery_ctx *d, struct maildir_delivery *out)
+/* Rename tmp/BASE to new/BASE,S=..,W=.. and make the rename durable unless the caller
+ * moves the file on and makes that durable itself. */
+static int move_to_new(struct delivery_ctx *d, struct maildir_delivery *out, bool sync_new)
 {
 	if (str_fmt(out->name, sizeof(out->name), "%s,S=%llu,W=%llu", d->base,
 		    (unsigned long long)out->size, (unsigned long long)out->vsize) < 0) {
@@ -401,7 +403,7 @@ static int move_to_new(struct delivery_ctx *d, struct maildir_delivery *out)
 	}
 	if (renameat(d->tmp_fd, d->base, d->new_fd, out->name) < 0)
 		return -1;
-	if (fsync(d->new_fd) < 0) {
+	if (sync_new && fsync(d->new_fd) < 0) {
 		/* Not durable: take it back so the caller can retry without a duplicate. */
 		int saved = errno;
 
@@ -431,8 +433,9 @@ static int deliver_open_dirs(struct delivery_ctx *d, int maildir_fd, const char 
 	return d->new_fd < 0 ? -1 : 0;
 }
 
-int maildir_deliver(int maildir_fd, int msg_fd, off_t off, uint64_t len, const char *prepend,
-		    size_t prepend_len, const char *hostname, struct maildir_delivery *out)
+static int deliver(int maildir_fd, int msg_fd, off_t off, uint64_t len, const char *prepend,
+		   size_t prepend_len, const char *hostname, struct maildir_delivery *out,
+		   bool sync_new)
 {
 	struct delivery_ctx d = { .tmp_fd = -1, .new_fd = -1, .file_fd = -1 };
 	int rc = -1, written = 0;
@@ -453,7 +456,7 @@ int maildir_deliver(int maildir_fd, int msg_fd, off_t off, uint64_t len, const c
 	else if (close(d.file_fd) < 0)
 		written = 0;
 	d.file_fd = -1;
-	if (written && move_to_new(&d, out) == 0)
+	if (written && move_to_new(&d, out, sync_new) == 0)
 		rc = 0;
 	else {
 		int saved = errno;
@@ -472,4 +475,16 @@ done:
 		errno = saved;
 	}
 	return rc;
+}
+
+int maildir_deliver(int maildir_fd, int msg_fd, off_t off, uint64_t len, const char *prepend,
+		    size_t prepend_len, const char *hostname, struct maildir_delivery *out)
+{
+	return deliver(maildir_fd, msg_fd, off, len, prepend, prepend_len, hostname, out, true);
+}
+
+int maildir_deliver_staged(int maildir_fd, int msg_fd, off_t off, uint64_t len,
+			   const char *hostname, struct maildir_delivery *out)
+{
+	return deliver(maildir_fd, msg_fd, off, len, NULL, 0, hostname, out, false);
 }

@@ -63,6 +63,10 @@ struct maildir_delivery {
  * left behind in tmp/ or new/. */
 int maildir_deliver(int maildir_fd, int msg_fd, off_t off, uint64_t len, const char *prepend,
 		    size_t prepend_len, const char *hostname, struct maildir_delivery *out);
+/* The same without fsync of new/, for a caller that moves the file on (IMAP APPEND into
+ * cur/) and makes that rename durable: one directory fsync per message instead of two. */
+int maildir_deliver_staged(int maildir_fd, int msg_fd, off_t off, uint64_t len,
+			   const char *hostname, struct maildir_delivery *out);
 
 /* ---- file names ---------------------------------------------------------------------- */
 

@@ -227,6 +227,10 @@ void mstore_close(struct mstore *s)
 		return;
 	ms_close(s->root_fd);
 	free(s->root);
+	free(s->append_folder);
+	if (s->append_ul != NULL)
+		ms_uidlist_free(s->append_ul);
+	free(s->append_ul);
 	free(s);
 }
 

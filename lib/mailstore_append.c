@@ -28,6 +28,8 @@
 /* The folder a message goes to: its directories and, under its lock, uidlist and keywords. */
 struct ms_target {
 	struct mstore *s;
+	const char *folder;
+	bool done;		/* the message was added: the uidlist may be kept for the next */
 	int dir_fd, cur_fd, new_fd, tmp_fd;
 	struct ms_lock lock;
 	struct ms_uidlist ul;
@@ -37,6 +39,15 @@ struct ms_target {
 static void target_close(struct ms_target *t)
 {
 	ms_lock_release(&t->lock);
+	if (t->done && t->ul.exists) {
+		free(t->s->append_folder);
+		t->s->append_folder = xstrdup(t->folder);
+		if (t->s->append_ul == NULL)
+			t->s->append_ul = xcalloc(1, sizeof(*t->s->append_ul));
+		ms_uidlist_free(t->s->append_ul);
+		*t->s->append_ul = t->ul;
+		memset(&t->ul, 0, sizeof(t->ul));
+	}
 	ms_uidlist_free(&t->ul);
 	ms_keywords_free(&t->kw);
 	ms_close(t->cur_fd);
@@ -58,6 +69,7 @@ static int target_open(struct mstore *s, const char *folder, struct ms_target *t
 {
 	memset(t, 0, sizeof(*t));
 	t->s = s;
+	t->folder = folder;
 	t->cur_fd = t->new_fd = t->tmp_fd = t->lock.fd = -1;
 	t->dir_fd = ms_open_folder_dir(s, folder);
 	if (t->dir_fd < 0)
@@ -76,7 +88,13 @@ static int target_lock(struct ms_target *t)
 	if (ms_lock_take(&t->lock, t->dir_fd, MS_UIDLIST, t->s->host, MS_UIDLIST_STALE_SECS,
 			 MS_UIDLIST_WAIT_SECS) < 0)
 		return ms_fail_errno(t->s, "lock", MS_UIDLIST);
-	if (ms_uidlist_read(t->dir_fd, &t->ul) < 0)
+	if (t->s->append_folder != NULL && strcmp(t->s->append_folder, t->folder) == 0) {
+		t->ul = *t->s->append_ul;	/* (a different file is noticed by its identity) */
+		memset(t->s->append_ul, 0, sizeof(*t->s->append_ul));
+		free(t->s->append_folder);
+		t->s->append_folder = NULL;
+	}
+	if (ms_uidlist_refresh(t->dir_fd, &t->ul) < 0)
 		return ms_fail_errno(t->s, "read", MS_UIDLIST);
 	if (!t->ul.exists)
 		(void)ms_uidlist_init_new(t->s, &t->ul);
@@ -183,7 +201,7 @@ static int deliver(struct ms_target *t, const void *data, size_t len,
 		ms_close(fd);
 		return ms_fail_errno(t->s, "append", "memfd");
 	}
-	rc = maildir_deliver(t->dir_fd, fd, 0, len, NULL, 0, t->s->host, d);
+	rc = maildir_deliver_staged(t->dir_fd, fd, 0, len, t->s->host, d);
 	ms_close(fd);
 	if (rc < 0)
 		return ms_fail(t->s, errno, "append: %s", strerror(errno));
@@ -245,6 +263,7 @@ int mstore_append(struct mstore *s, const char *folder, const void *data, size_t
 	if (rc == 0) {
 		*uidvalidity = t.ul.uidvalidity;
 		quota_count(s, d.size);
+		t.done = true;
 	} else {
 		/* No UID, no message: the client will try again. */
 		int saved = errno;
@@ -387,6 +406,7 @@ int mfolder_copy(struct mfolder *f, uint32_t seq, const char *folder, uint32_t *
 	if (rc == 0) {
 		*uidvalidity = t.ul.uidvalidity;
 		quota_count(f->s, f->msgs[seq - 1].m.file_size);
+		t.done = true;
 	}
 	target_close(&t);
 	return rc;

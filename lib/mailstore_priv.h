@@ -46,6 +46,8 @@
  * cur/ and new/ (mailstore_sync.c). */
 extern unsigned long mstore_msg_file_ops;
 extern unsigned long mstore_dir_scans;
+/* ...and bytes of dovecot-uidlist read (mailstore_uidlist.c). */
+extern unsigned long mstore_uidlist_bytes;
 
 struct mstore {
 	int root_fd;
@@ -53,6 +55,10 @@ struct mstore {
 	char host[256];		/* gethostname(), for lock files ("pid:host") */
 	uint64_t quota_bytes, quota_msgs;	/* limits from the caller, 0 = from maildirsize */
 	char err[256];
+	/* The uidlist of the folder last appended or copied to, kept so that the next APPEND
+	 * there reads only the lines added since (ms_uidlist_refresh), not the whole list. */
+	char *append_folder;
+	struct ms_uidlist *append_ul;
 };
 
 /* Set errno to e and the store's error message; returns -1 for `return ms_fail(...)`. */
@@ -148,12 +154,23 @@ struct ms_uidlist {
 	ino_t ino;
 	off_t size;
 	struct timespec mtime;
+	/* Where the complete lines read so far end, the bytes just before (to recognise the
+	 * file when it has only grown) and the header's version: what ms_uidlist_refresh()
+	 * needs to read only the lines appended since. */
+	off_t parsed;
+	char tail[32];
+	size_t tail_len;
+	int version;
 };
 
 void ms_uidlist_free(struct ms_uidlist *ul);
 /* (Re)read dirfd's dovecot-uidlist. A missing or corrupt file gives exists = false (and
  * 0). -1 with errno on I/O errors. */
 int ms_uidlist_read(int dirfd, struct ms_uidlist *ul);
+/* The same, but when the file has only grown since ul was read (as appends make it), only
+ * the new lines are read: a session that sees a delivery into a folder of 100,000
+ * messages reads one line, not the whole list. */
+int ms_uidlist_refresh(int dirfd, struct ms_uidlist *ul);
 /* Has the file changed (or appeared, or vanished) since it was read? */
 bool ms_uidlist_changed(int dirfd, const struct ms_uidlist *ul);
 /* 0 if unknown. */

@@ -289,7 +289,8 @@ static int load_uidlist(struct mfolder *f)
 {
 	if (f->ul_loaded && !ms_uidlist_changed(f->dir_fd, &f->ul))
 		return 0;
-	if (ms_uidlist_read(f->dir_fd, &f->ul) < 0)
+	if ((f->ul_loaded ? ms_uidlist_refresh(f->dir_fd, &f->ul) :
+			    ms_uidlist_read(f->dir_fd, &f->ul)) < 0)
 		return ms_fail_errno(f->s, "read", MS_UIDLIST);
 	f->ul_loaded = true;
 	/* Replaced or broken under a view that has UIDs: they mean nothing any more. */

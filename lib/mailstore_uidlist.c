@@ -30,6 +30,8 @@
 
 /* ---- string map -------------------------------------------------------------------- */
 
+unsigned long mstore_uidlist_bytes;
+
 /* Maildir base names are long and alike: mix eight bytes at a time. */
 static uint32_t hash_bytes(const char *p, size_t len)
 {
@@ -271,33 +273,64 @@ static bool keep_latest(void *ctx, const struct ms_uidrec *r)
 	return ms_strmap_get(&ul->map, r->base, strlen(r->base)) == r->uid;
 }
 
-static int parse_uidlist(char *text, size_t len, struct ms_uidlist *ul)
+/* Remember the bytes before `parsed` (the end of the last complete line read). */
+static void note_tail(struct ms_uidlist *ul, const char *data, size_t len)
+{
+	size_t keep = sizeof(ul->tail);
+
+	if (len >= keep) {
+		memcpy(ul->tail, data + len - keep, keep);
+		ul->tail_len = keep;
+		return;
+	}
+	if (ul->tail_len + len > keep) {	/* shift out what no longer fits */
+		size_t drop = ul->tail_len + len - keep;
+
+		memmove(ul->tail, ul->tail + drop, ul->tail_len - drop);
+		ul->tail_len -= drop;
+	}
+	memcpy(ul->tail + ul->tail_len, data, len);
+	ul->tail_len += len;
+}
+
+/* Lines of text (the whole file when with_header, else what was appended after the lines
+ * ul already holds); ul->parsed grows by the bytes of complete lines taken. */
+static int parse_lines(char *text, size_t len, struct ms_uidlist *ul, bool with_header)
 {
 	char *line = text, *nl, *end = text + len;
-	int version = 0;
-	uint32_t prev = 0;
-	bool first = true, dupes = false;
+	uint32_t prev = ul->n > 0 ? ul->recs[ul->n - 1].uid : 0;
+	bool first = with_header, dupes = false;
 
 	if (memchr(text, '\0', len) != NULL)
 		return -1;
 	/* A last line without its newline is being appended: ignore it, as Dovecot does. */
 	while (line < end && (nl = memchr(line, '\n', (size_t)(end - line))) != NULL) {
 		*nl = '\0';
-		if (first ? parse_header(line, ul, &version) < 0 :
-			    parse_record(line, version, ul, prev, &dupes) < 0)
+		if (first ? parse_header(line, ul, &ul->version) < 0 :
+			    parse_record(line, ul->version, ul, prev, &dupes) < 0)
 			return -1;
 		if (!first)
 			prev = ul->recs[ul->n - 1].uid;
 		first = false;
+		*nl = '\n';
 		line = nl + 1;
 	}
 	if (first)
 		return -1;
+	note_tail(ul, text, (size_t)(line - text));
+	ul->parsed += line - text;
 	if (dupes)
 		ms_uidlist_filter(ul, keep_latest, ul);
 	if (ul->uidnext <= prev)
 		ul->uidnext = prev + 1;
 	return 0;
+}
+
+static int parse_uidlist(char *text, size_t len, struct ms_uidlist *ul)
+{
+	ul->parsed = 0;
+	ul->tail_len = 0;
+	return parse_lines(text, len, ul, true);
 }
 
 int ms_uidlist_read(int dirfd, struct ms_uidlist *ul)
@@ -316,6 +349,7 @@ int ms_uidlist_read(int dirfd, struct ms_uidlist *ul)
 	ul->ino = st.st_ino;
 	ul->size = st.st_size;
 	ul->mtime = st.st_mtim;
+	mstore_uidlist_bytes += b.len;
 	rc = b.len > 0 ? parse_uidlist(b.data, b.len, ul) : -1;
 	buf_free(&b);
 	if (rc < 0) {
@@ -338,6 +372,64 @@ bool ms_uidlist_changed(int dirfd, const struct ms_uidlist *ul)
 		return ul->ino != 0;
 	return st.st_ino != ul->ino || st.st_dev != ul->dev || st.st_size != ul->size ||
 	       !ms_ts_eq(st.st_mtim, ul->mtime);
+}
+
+/* Read what was appended to an open uidlist whose first ul->parsed bytes ul holds.
+ * 1 if ul is now up to date, 0 if the file is not simply a longer version of what was
+ * read (the caller reads it whole), -1 on I/O errors. */
+static int read_appended(int fd, const struct stat *st, struct ms_uidlist *ul)
+{
+	char tail[sizeof(ul->tail)], *text;
+	size_t len;
+	int rc = 1;
+
+	if (st->st_dev != ul->dev || st->st_ino != ul->ino || st->st_size < ul->parsed ||
+	    ul->parsed < (off_t)ul->tail_len || st->st_size > (off_t)MS_UIDLIST_MAX)
+		return 0;
+	if (pread(fd, tail, ul->tail_len, ul->parsed - (off_t)ul->tail_len) !=
+	    (ssize_t)ul->tail_len)
+		return -1;
+	mstore_uidlist_bytes += ul->tail_len;
+	if (memcmp(tail, ul->tail, ul->tail_len) != 0)
+		return 0;	/* rewritten in place by someone: not ours to patch */
+	len = (size_t)(st->st_size - ul->parsed);
+	if (len > 0) {
+		text = xmalloc(len);
+		mstore_uidlist_bytes += len;
+		if (pread(fd, text, len, ul->parsed) != (ssize_t)len)
+			rc = -1;
+		else if (parse_lines(text, len, ul, false) < 0)
+			rc = 0;
+		free(text);
+	}
+	if (rc > 0) {
+		ul->size = st->st_size;
+		ul->mtime = st->st_mtim;
+	}
+	return rc;
+}
+
+int ms_uidlist_refresh(int dirfd, struct ms_uidlist *ul)
+{
+	struct stat st;
+	int fd, rc = 0;
+
+	if (!ul->exists || ul->ino == 0)
+		return ms_uidlist_read(dirfd, ul);
+	fd = openat(dirfd, MS_UIDLIST, O_RDONLY | O_NONBLOCK | MS_FILE_FLAGS);
+	if (fd < 0)
+		return errno == ENOENT ? ms_uidlist_read(dirfd, ul) : -1;
+	if (fstat(fd, &st) < 0)
+		rc = -1;
+	else if (st.st_dev == ul->dev && st.st_ino == ul->ino && st.st_size == ul->size &&
+		 ms_ts_eq(st.st_mtim, ul->mtime))
+		rc = 1;
+	else
+		rc = read_appended(fd, &st, ul);
+	ms_close(fd);
+	if (rc < 0)
+		return -1;
+	return rc > 0 ? 0 : ms_uidlist_read(dirfd, ul);
 }
 
 uint32_t ms_uidlist_uid(const struct ms_uidlist *ul, const char *base, size_t len)
@@ -459,6 +551,12 @@ int ms_uidlist_write(int dirfd, struct ms_uidlist *ul)
 		rc |= fmt_rec(&b, &ul->recs[i]);
 	if (rc == 0)
 		rc = ms_write_replace(dirfd, MS_UIDLIST_TMP, MS_UIDLIST, b.data, b.len);
+	if (rc == 0) {
+		ul->parsed = (off_t)b.len;
+		ul->tail_len = 0;
+		note_tail(ul, b.data, b.len);
+		ul->version = 3;
+	}
 	buf_free(&b);
 	if (rc == 0 && fstatat(dirfd, MS_UIDLIST, &st, AT_SYMLINK_NOFOLLOW) == 0) {
 		ul->dev = st.st_dev;
@@ -478,7 +576,8 @@ int ms_uidlist_append(int dirfd, struct ms_uidlist *ul, size_t from)
 	/* Appending is only right when the file is still the one this list was read from
 	 * (the caller holds the lock; anyone else rewrites it only under the lock). */
 	if (ul->ino == 0 || fstatat(dirfd, MS_UIDLIST, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
-	    st.st_ino != ul->ino || st.st_size != ul->size || st.st_size == 0)
+	    st.st_ino != ul->ino || st.st_size != ul->size || st.st_size == 0 ||
+	    ul->parsed != st.st_size)	/* (a torn last line: the file is rewritten) */
 		return ms_uidlist_write(dirfd, ul);
 	buf_init(&b, MS_UIDLIST_MAX);
 	for (size_t i = from; i < ul->n && rc == 0; i++)
@@ -489,11 +588,13 @@ int ms_uidlist_append(int dirfd, struct ms_uidlist *ul, size_t from)
 		rc = -1;
 	if (fd >= 0)
 		close(fd);
-	buf_free(&b);
 	if (rc == 0) {
+		note_tail(ul, b.data, b.len);
+		ul->parsed += (off_t)b.len;
 		ul->size = st.st_size;
 		ul->mtime = st.st_mtim;
 	}
+	buf_free(&b);
 	return rc;
 }
 

@@ -1495,6 +1495,93 @@ static void test_foreign_uidlist_changes(void)
 	mstore_close(s);
 }
 
+/* A view and the APPENDs of one store read only what was added to dovecot-uidlist since
+ * they last read it, and still notice a file that was rewritten. */
+static void test_uidlist_incremental(void)
+{
+	const char *m = fresh();
+	struct mstore *s = open_store(m);
+	struct mfolder *f;
+	struct mfolder_changes ch;
+	unsigned long before;
+	char line[200];
+	int fd;
+
+	for (int i = 1; i <= 200; i++)
+		if (s == NULL || append(s, "INBOX", "Subject: x\n\nx\n", 0, NULL, 0) != (uint32_t)i) {
+			T_CHECK(0);
+			mstore_close(s);
+			return;
+		}
+	/* The store's 200th APPEND read one line and a few bytes before it, not 200 lines. */
+	before = mstore_uidlist_bytes;
+	T_EQ_INT(append(s, "INBOX", "Subject: y\n\ny\n", 0, NULL, 0), 201);
+	T_CHECK(mstore_uidlist_bytes - before < 200);
+	f = mfolder_open(s, "INBOX", false);
+	if (f == NULL) {
+		T_CHECK(0);
+		mstore_close(s);
+		return;
+	}
+	T_EQ_INT(mfolder_count(f), 201);
+	/* Another program numbers a file: the view reads that line only. */
+	write_text(at("%s/cur/1700000000.M1P9Q1.other,S=11:2,S", m), "Subject: 2\n");
+	fd = open(at("%s/dovecot-uidlist", m), O_WRONLY | O_APPEND);
+	(void)str_fmt(line, sizeof(line), "300 :1700000000.M1P9Q1.other,S=11\n");
+	T_CHECK(fd >= 0 && write_all(fd, line, strlen(line)) == 0);
+	close(fd);
+	before = mstore_uidlist_bytes;
+	T_EQ_INT(mfolder_sync(f, &ch), 0);
+	T_EQ_INT(ch.exists, 202);
+	mfolder_changes_free(&ch);
+	T_CHECK(mstore_uidlist_bytes - before < 200);
+	T_EQ_INT(uid_at(f, 202), 300);
+	T_EQ_INT(mfolder_msg(f, 202)->flags, MSF_SEEN);
+	/* Both sides number on from there. */
+	T_EQ_INT(append(s, "INBOX", "Subject: z\n\nz\n", 0, NULL, 0), 301);
+	T_EQ_INT(mfolder_sync(f, &ch), 0);
+	T_EQ_INT(ch.exists, 203);
+	mfolder_changes_free(&ch);
+	T_EQ_INT(uid_at(f, 203), 301);
+	mfolder_close(f);
+	/* Rewritten in place (same inode, longer, other bytes): read whole, as a new list. */
+	{
+		struct stat st;
+		char *text;
+		size_t n;
+
+		T_EQ_INT(stat(at("%s/dovecot-uidlist", m), &st), 0);
+		n = (size_t)st.st_size + 100;
+		text = xmalloc(n + 1);
+		memset(text, '#', n);
+		memcpy(text, "3 V77 N1\n", 9);
+		text[n - 1] = '\n';
+		text[n] = '\0';
+		for (size_t i = 9; i + 1 < n; i += 40)
+			text[i] = '\n';	/* (lines the parser refuses: a broken list) */
+		fd = open(at("%s/dovecot-uidlist", m), O_WRONLY | O_TRUNC);
+		T_CHECK(fd >= 0 && write_all(fd, text, n) == 0);
+		close(fd);
+		free(text);
+		write_text(at("%s/dovecot-uidlist", m), "3 V77 N5\n");
+	}
+	f = mfolder_open(s, "INBOX", false);
+	T_CHECK(f != NULL);
+	if (f != NULL) {
+		uint32_t next = mfolder_uidnext(f);
+
+		T_EQ_INT(mfolder_uidvalidity(f), 77);
+		T_EQ_INT(mfolder_count(f), 203);
+		/* The store's APPEND notices the new list too. */
+		T_EQ_INT(append(s, "INBOX", "Subject: w\n\nw\n", 0, NULL, 0), next);
+		T_EQ_INT(mfolder_sync(f, &ch), 0);
+		T_EQ_INT(ch.exists, 204);
+		mfolder_changes_free(&ch);
+		mfolder_close(f);
+	}
+	mstore_close(s);
+}
+
 /* ---- a big folder ---------------------------------------------------------------------- */
 
 #define BIG 100000
@@ -1661,6 +1748,7 @@ int main(void)
 	T_RUN(test_dovecot_maildir);
 	T_RUN(test_concurrent_writers);
 	T_RUN(test_foreign_uidlist_changes);
+	T_RUN(test_uidlist_incremental);
 	T_RUN(test_big_folder);
 	if (getenv("KEEP_TMP") == NULL)
 		rm_rf(tmpdir);
