@@ -203,14 +203,19 @@ static int parse_line(char *line, struct ms_index *ix)
 	return -1;
 }
 
-/* Apply the whole lines of text[len]; how many bytes they took, or -1 if one is bad. */
+/* Apply the whole lines of text[len]; how many bytes they took, or -1 if one is bad.
+ * The text is left as it was (each line is NUL-terminated only while it is parsed). */
 static ssize_t parse_lines(char *text, size_t len, struct ms_index *ix)
 {
 	char *line = text, *nl, *end = text + len;
 
 	while (line < end && (nl = memchr(line, '\n', (size_t)(end - line))) != NULL) {
+		int rc;
+
 		*nl = '\0';
-		if (memchr(line, '\0', (size_t)(nl - line)) != NULL || parse_line(line, ix) < 0)
+		rc = memchr(line, '\0', (size_t)(nl - line)) != NULL ? -1 : parse_line(line, ix);
+		*nl = '\n';
+		if (rc < 0)
 			return -1;
 		ix->lines++;
 		line = nl + 1;
@@ -428,15 +433,12 @@ static int write_new(int dirfd, struct ms_index *ix, const struct buf *lines)
 int ms_index_append(int dirfd, struct ms_index *ix, const struct buf *lines)
 {
 	struct stat st;
-	char *copy;
 	int fd, rc;
 
 	if (lines->len == 0)
 		return 0;
 	/* Apply first: a new file is then written whole with these lines in it. */
-	copy = xstrndup(lines->data, lines->len);
-	rc = parse_lines(copy, lines->len, ix) == (ssize_t)lines->len ? 0 : -1;
-	free(copy);
+	rc = parse_lines(lines->data, lines->len, ix) == (ssize_t)lines->len ? 0 : -1;
 	if (rc < 0) {
 		errno = EINVAL;
 		return -1;
