@@ -150,6 +150,7 @@ struct ms_uidlist {
 	struct ms_uidrec *recs;	/* ascending UIDs */
 	size_t n, cap;
 	struct ms_strmap map;	/* base -> uid */
+	bool map_stale;		/* records were added without the map (built when needed) */
 	dev_t dev;		/* identity of the file read */
 	ino_t ino;
 	off_t size;
@@ -174,12 +175,16 @@ int ms_uidlist_refresh(int dirfd, struct ms_uidlist *ul);
 /* Has the file changed (or appeared, or vanished) since it was read? */
 bool ms_uidlist_changed(int dirfd, const struct ms_uidlist *ul);
 /* 0 if unknown. */
-uint32_t ms_uidlist_uid(const struct ms_uidlist *ul, const char *base, size_t len);
+uint32_t ms_uidlist_uid(struct ms_uidlist *ul, const char *base, size_t len);
 /* Append a record for a new UID (uid >= uidnext), bumping uidnext. */
 void ms_uidlist_add(struct ms_uidlist *ul, uint32_t uid, const char *base, size_t len);
 /* The same unless base already has a record: then nothing changes and false is returned
  * (one hash lookup for both, which matters when a first open numbers 100,000 files). */
 bool ms_uidlist_add_new(struct ms_uidlist *ul, uint32_t uid, const char *base, size_t len);
+/* Append a record the caller knows to be new (a folder's first numbering, de-duplicated
+ * by sorting), leaving the map to be built when it is first needed: a client opening a
+ * folder of 100,000 messages for the first time does not wait for it. */
+void ms_uidlist_add_unmapped(struct ms_uidlist *ul, uint32_t uid, const char *base, size_t len);
 /* Keep only the records for which keep(uid, base) says so. */
 void ms_uidlist_filter(struct ms_uidlist *ul, bool (*keep)(void *ctx, const struct ms_uidrec *r),
 		       void *ctx);

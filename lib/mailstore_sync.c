@@ -389,16 +389,30 @@ struct time_key {
 	size_t ent;
 };
 
+/* Time, then base name (so that one base seen twice, in new/ and cur/, sorts together),
+ * then the whole name. */
 static int cmp_time_key(const void *a, const void *b, void *ctx)
 {
 	const struct scan *sc = ctx;
 	const struct time_key *x = a, *y = b;
+	const struct scan_ent *ex = &sc->ents[x->ent], *ey = &sc->ents[y->ent];
+	int c;
 
 	if (x->secs != y->secs)
 		return x->secs < y->secs ? -1 : 1;
 	if (x->usecs != y->usecs)
 		return x->usecs < y->usecs ? -1 : 1;
-	return strcmp(ent_name(sc, &sc->ents[x->ent]), ent_name(sc, &sc->ents[y->ent]));
+	c = memcmp(ent_name(sc, ex), ent_name(sc, ey),
+		   ex->base_len < ey->base_len ? ex->base_len : ey->base_len);
+	if (c != 0 || ex->base_len != ey->base_len)
+		return c != 0 ? c : (ex->base_len < ey->base_len ? -1 : 1);
+	return strcmp(ent_name(sc, ex), ent_name(sc, ey));
+}
+
+static bool same_base(const struct scan *sc, const struct scan_ent *a, const struct scan_ent *b)
+{
+	return a->base_len == b->base_len &&
+	       memcmp(ent_name(sc, a), ent_name(sc, b), a->base_len) == 0;
 }
 
 static void sort_by_time(struct sync *y, size_t n)
@@ -461,7 +475,6 @@ static int assign_uids(struct mfolder *f, struct sync *y)
 
 	if (old_lines == 0)	/* a folder's first numbering: nobody else has numbered any */
 		keep = y->nunassigned;
-	ms_strmap_reserve(&f->ul.map, old_lines + y->nunassigned);
 	for (size_t i = 0; i < y->nunassigned && old_lines != 0; i++) {
 		struct scan_ent *e = &y->sc.ents[y->unassigned[i]];
 
@@ -475,15 +488,24 @@ static int assign_uids(struct mfolder *f, struct sync *y)
 	if (keep == 0)
 		return 0;
 	sort_by_time(y, keep);
-	for (size_t i = 0; i < keep; i++) {
+	for (size_t i = 0, prev = 0; i < keep; i++) {
 		struct scan_ent *e = &y->sc.ents[y->unassigned[i]];
 
-		/* The same base twice (in new/ and cur/ at once): one message, one UID. */
-		if (!ms_uidlist_add_new(&f->ul, f->ul.uidnext, ent_name(&y->sc, e), e->base_len)) {
+		/* The same base twice (in new/ and cur/ at once): one message, one UID. With no
+		 * old lines the twins are neighbours in this order and the map can wait. */
+		if (old_lines == 0 && i > 0 && same_base(&y->sc, &y->sc.ents[y->unassigned[prev]], e)) {
+			e->gone = true;
+			continue;
+		}
+		if (old_lines == 0) {
+			ms_uidlist_add_unmapped(&f->ul, f->ul.uidnext, ent_name(&y->sc, e), e->base_len);
+		} else if (!ms_uidlist_add_new(&f->ul, f->ul.uidnext, ent_name(&y->sc, e),
+					       e->base_len)) {
 			e->gone = true;
 			continue;
 		}
 		e->uid = f->ul.uidnext - 1;
+		prev = i;
 		push(&y->news, &y->nnews, y->unassigned[i]);
 	}
 	y->nunassigned = 0;

@@ -223,12 +223,30 @@ static struct ms_uidrec *append_rec(struct ms_uidlist *ul, uint32_t uid, const c
 	return r;
 }
 
+static void rebuild_map(struct ms_uidlist *ul)
+{
+	ms_strmap_free(&ul->map);
+	ms_strmap_init(&ul->map, ul->n);
+	for (size_t i = 0; i < ul->n; i++)
+		ms_strmap_put(&ul->map, ul->recs[i].base, strlen(ul->recs[i].base),
+			      ul->recs[i].uid);
+	ul->map_stale = false;
+}
+
+static void ensure_map(struct ms_uidlist *ul)
+{
+	if (ul->map_stale)
+		rebuild_map(ul);
+}
+
 /* Append a record; true if its base already had a record (an older one, to drop). */
 static bool add_record(struct ms_uidlist *ul, uint32_t uid, const char *base, size_t len,
 		       const char *ext, size_t extlen)
 {
-	struct ms_uidrec *r = append_rec(ul, uid, base, len, ext, extlen);
+	struct ms_uidrec *r;
 
+	ensure_map(ul);
+	r = append_rec(ul, uid, base, len, ext, extlen);
 	return ms_strmap_put(&ul->map, r->base, len, uid) != 0;
 }
 
@@ -432,9 +450,18 @@ int ms_uidlist_refresh(int dirfd, struct ms_uidlist *ul)
 	return rc > 0 ? 0 : ms_uidlist_read(dirfd, ul);
 }
 
-uint32_t ms_uidlist_uid(const struct ms_uidlist *ul, const char *base, size_t len)
+uint32_t ms_uidlist_uid(struct ms_uidlist *ul, const char *base, size_t len)
 {
+	ensure_map(ul);
 	return ms_strmap_get(&ul->map, base, len);
+}
+
+void ms_uidlist_add_unmapped(struct ms_uidlist *ul, uint32_t uid, const char *base, size_t len)
+{
+	(void)append_rec(ul, uid, base, len, NULL, 0);
+	ul->map_stale = true;
+	if (ul->uidnext <= uid)
+		ul->uidnext = uid + 1;
 }
 
 bool ms_uidlist_add_new(struct ms_uidlist *ul, uint32_t uid, const char *base, size_t len)
@@ -444,6 +471,7 @@ bool ms_uidlist_add_new(struct ms_uidlist *ul, uint32_t uid, const char *base, s
 	struct ms_uidrec *r;
 	uint32_t hash = hash_bytes(base, len);
 
+	ensure_map(ul);
 	if (m->slots == NULL || (m->used + 1) * 2 > m->nslots)
 		ms_strmap_reserve(m, m->slots == NULL ? 16 : m->nslots);
 	slot = strmap_slot(m, base, len, hash);
@@ -479,11 +507,7 @@ void ms_uidlist_filter(struct ms_uidlist *ul, bool (*keep)(void *ctx, const stru
 		}
 	}
 	ul->n = o;
-	ms_strmap_free(&ul->map);
-	ms_strmap_init(&ul->map, ul->n);
-	for (size_t i = 0; i < ul->n; i++)
-		ms_strmap_put(&ul->map, ul->recs[i].base, strlen(ul->recs[i].base),
-			      ul->recs[i].uid);
+	rebuild_map(ul);
 }
 
 /* ---- writing ----------------------------------------------------------------------- */

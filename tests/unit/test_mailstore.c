@@ -1495,6 +1495,46 @@ static void test_foreign_uidlist_changes(void)
 	mstore_close(s);
 }
 
+/* A folder's first numbering: a message caught between new/ and cur/ (its base in both)
+ * is one message with one UID, and the order is the delivery time in the names. */
+static void test_first_numbering_twins(void)
+{
+	const char *m = fresh();
+	struct mstore *s = open_store(m);
+	struct mfolder *f;
+
+	if (s == NULL) {
+		T_CHECK(0);
+		return;
+	}
+	write_text(at("%s/cur/1700000003.M1P1Q1.h,S=2,W=4:2,S", m), "c\n");
+	write_text(at("%s/new/1700000002.M1P1Q1.h,S=2,W=4", m), "b\n");
+	write_text(at("%s/cur/1700000002.M1P1Q1.h,S=2,W=4:2,F", m), "b\n");
+	write_text(at("%s/cur/1700000002.M1P1Q0.h,S=2,W=4:2,", m), "a\n");
+	write_text(at("%s/new/1700000001.M9P1Q1.h,S=2,W=4", m), "z\n");
+	f = mfolder_open(s, "INBOX", false);
+	T_CHECK(f != NULL);
+	if (f != NULL) {
+		T_EQ_INT(mfolder_count(f), 4);
+		for (uint32_t i = 1; i <= mfolder_count(f); i++)
+			T_EQ_INT(uid_at(f, i), i);
+		T_CHECK(strncmp(mfolder_msg(f, 1)->file, "1700000001.", 11) == 0);
+		T_CHECK(strncmp(mfolder_msg(f, 2)->file, "1700000002.M1P1Q0", 17) == 0);
+		T_CHECK(strncmp(mfolder_msg(f, 3)->file, "1700000002.M1P1Q1", 17) == 0);
+		T_CHECK(strncmp(mfolder_msg(f, 4)->file, "1700000003.", 11) == 0);
+		mfolder_close(f);
+	}
+	/* The uidlist has four lines, one per base, and a new view agrees. */
+	f = mfolder_open(s, "INBOX", true);
+	T_CHECK(f != NULL);
+	if (f != NULL) {
+		T_EQ_INT(mfolder_count(f), 4);
+		T_EQ_INT(mfolder_uidnext(f), 5);
+		mfolder_close(f);
+	}
+	mstore_close(s);
+}
+
 /* A view and the APPENDs of one store read only what was added to dovecot-uidlist since
  * they last read it, and still notice a file that was rewritten. */
 static void test_uidlist_incremental(void)
@@ -1749,6 +1789,7 @@ int main(void)
 	T_RUN(test_concurrent_writers);
 	T_RUN(test_foreign_uidlist_changes);
 	T_RUN(test_uidlist_incremental);
+	T_RUN(test_first_numbering_twins);
 	T_RUN(test_big_folder);
 	if (getenv("KEEP_TMP") == NULL)
 		rm_rf(tmpdir);
