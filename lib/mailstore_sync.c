@@ -415,7 +415,10 @@ static bool same_base(const struct scan *sc, const struct scan_ent *a, const str
 	       memcmp(ent_name(sc, a), ent_name(sc, b), a->base_len) == 0;
 }
 
-static void sort_by_time(struct sync *y, size_t n)
+/* Sort y->unassigned[0..n) by cmp_time_key; with twins_gone, a base seen twice (in new/
+ * and cur/ at once) keeps only its first file (twins share their time, so names are only
+ * compared then). */
+static void sort_by_time(struct sync *y, size_t n, bool twins_gone)
 {
 	struct time_key *k = xreallocarray(NULL, n, sizeof(*k));
 
@@ -424,8 +427,16 @@ static void sort_by_time(struct sync *y, size_t n)
 		ms_name_time(ent_name(&y->sc, &y->sc.ents[k[i].ent]), &k[i].secs, &k[i].usecs);
 	}
 	qsort_r(k, n, sizeof(*k), cmp_time_key, &y->sc);
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0, kept = 0; i < n; i++) {
+		struct scan_ent *e = &y->sc.ents[k[i].ent];
+
+		if (twins_gone && i > 0 && k[i].secs == k[kept].secs &&
+		    k[i].usecs == k[kept].usecs && same_base(&y->sc, &y->sc.ents[k[kept].ent], e))
+			e->gone = true;
+		else
+			kept = i;
 		y->unassigned[i] = k[i].ent;
+	}
 	free(k);
 }
 
@@ -487,16 +498,14 @@ static int assign_uids(struct mfolder *f, struct sync *y)
 	y->nunassigned = keep;
 	if (keep == 0)
 		return 0;
-	sort_by_time(y, keep);
-	for (size_t i = 0, prev = 0; i < keep; i++) {
+	/* The same base twice (in new/ and cur/ at once): one message, one UID. With no old
+	 * lines the sort finds the twins and the map can wait. */
+	sort_by_time(y, keep, old_lines == 0);
+	for (size_t i = 0; i < keep; i++) {
 		struct scan_ent *e = &y->sc.ents[y->unassigned[i]];
 
-		/* The same base twice (in new/ and cur/ at once): one message, one UID. With no
-		 * old lines the twins are neighbours in this order and the map can wait. */
-		if (old_lines == 0 && i > 0 && same_base(&y->sc, &y->sc.ents[y->unassigned[prev]], e)) {
-			e->gone = true;
+		if (e->gone)
 			continue;
-		}
 		if (old_lines == 0) {
 			ms_uidlist_add_unmapped(&f->ul, f->ul.uidnext, ent_name(&y->sc, e), e->base_len);
 		} else if (!ms_uidlist_add_new(&f->ul, f->ul.uidnext, ent_name(&y->sc, e),
@@ -505,7 +514,6 @@ static int assign_uids(struct mfolder *f, struct sync *y)
 			continue;
 		}
 		e->uid = f->ul.uidnext - 1;
-		prev = i;
 		push(&y->news, &y->nnews, y->unassigned[i]);
 	}
 	y->nunassigned = 0;
@@ -671,6 +679,13 @@ static void apply_news(struct mfolder *f, struct sync *y)
 	for (size_t i = 0; i < y->nnews; i++) {
 		struct scan_ent *e = &y->sc.ents[y->news[i]];
 
+		/* UID order is not the order of the scan: ask for the entry eight messages
+		 * ahead and for the name four ahead (whose entry came in four turns ago), or a
+		 * folder's first open waits on memory for each message. */
+		if (i + 8 < y->nnews)
+			__builtin_prefetch(&y->sc.ents[y->news[i + 8]]);
+		if (i + 4 < y->nnews)
+			__builtin_prefetch(ent_name(&y->sc, &y->sc.ents[y->news[i + 4]]));
 		if (e->gone || e->uid <= f->last_uid)
 			continue;
 		if (!e->have_data)
