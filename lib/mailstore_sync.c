@@ -386,6 +386,7 @@ static void find_expunged(struct mfolder *f, struct sync *y, const uint32_t *gon
  * are parsed once into a compact array that is sorted instead of the scan entries. */
 struct time_key {
 	uint64_t secs, usecs;
+	uint64_t key;		/* secs and usecs in one number, when they fit (radix_sort) */
 	size_t ent;
 };
 
@@ -415,6 +416,60 @@ static bool same_base(const struct scan *sc, const struct scan_ent *a, const str
 	       memcmp(ent_name(sc, a), ent_name(sc, b), a->base_len) == 0;
 }
 
+/* A stable LSD radix sort of k[0..n) by key, a byte at a time, skipping the bytes every
+ * key shares (the high bytes of times close together): a first open of 100,000 files
+ * sorts in a few passes instead of 1.7 million comparisons. */
+static void radix_sort(struct time_key *k, size_t n)
+{
+	struct time_key *tmp = xreallocarray(NULL, n, sizeof(*tmp)), *src = k, *dst = tmp;
+
+	for (unsigned shift = 0; shift < 64; shift += 8) {
+		size_t count[256] = { 0 }, pos = 0;
+
+		for (size_t i = 0; i < n; i++)
+			count[(src[i].key >> shift) & 0xff]++;
+		if (count[(src[0].key >> shift) & 0xff] == n)
+			continue;
+		for (size_t d = 0; d < 256; d++) {
+			size_t c = count[d];
+
+			count[d] = pos;
+			pos += c;
+		}
+		for (size_t i = 0; i < n; i++)
+			dst[count[(src[i].key >> shift) & 0xff]++] = src[i];
+		src = dst;
+		dst = dst == tmp ? k : tmp;
+	}
+	if (src != k)
+		memcpy(k, src, n * sizeof(*k));
+	free(tmp);
+}
+
+/* Sort k[0..n) by cmp_time_key: by the combined key when every time fits in one (then
+ * only runs of equal times need the names), else by comparisons. */
+static void sort_time_keys(struct time_key *k, size_t n, struct scan *sc)
+{
+	bool fits = n > 1;
+
+	for (size_t i = 0; i < n && fits; i++) {
+		fits = k[i].secs < ((uint64_t)1 << 40) && k[i].usecs < ((uint64_t)1 << 24);
+		k[i].key = k[i].secs << 24 | k[i].usecs;
+	}
+	if (!fits) {
+		if (n > 1)
+			qsort_r(k, n, sizeof(*k), cmp_time_key, sc);
+		return;
+	}
+	radix_sort(k, n);
+	for (size_t i = 0, j; i < n; i = j) {
+		for (j = i + 1; j < n && k[j].key == k[i].key; j++)
+			;
+		if (j - i > 1)
+			qsort_r(k + i, j - i, sizeof(*k), cmp_time_key, sc);
+	}
+}
+
 /* Sort y->unassigned[0..n) by cmp_time_key; with twins_gone, a base seen twice (in new/
  * and cur/ at once) keeps only its first file (twins share their time, so names are only
  * compared then). */
@@ -426,7 +481,7 @@ static void sort_by_time(struct sync *y, size_t n, bool twins_gone)
 		k[i].ent = y->unassigned[i];
 		ms_name_time(ent_name(&y->sc, &y->sc.ents[k[i].ent]), &k[i].secs, &k[i].usecs);
 	}
-	qsort_r(k, n, sizeof(*k), cmp_time_key, &y->sc);
+	sort_time_keys(k, n, &y->sc);
 	for (size_t i = 0, kept = 0; i < n; i++) {
 		struct scan_ent *e = &y->sc.ents[k[i].ent];
 

@@ -1495,44 +1495,59 @@ static void test_foreign_uidlist_changes(void)
 	mstore_close(s);
 }
 
-/* A folder's first numbering: a message caught between new/ and cur/ (its base in both)
- * is one message with one UID, and the order is the delivery time in the names. */
-static void test_first_numbering_twins(void)
+/* A folder's first numbering (huge: one name's time does not fit the radix sort's key,
+ * so the comparison sort runs instead). */
+static void first_numbering(struct mstore *s, const char *m, int huge)
 {
-	const char *m = fresh();
-	struct mstore *s = open_store(m);
 	struct mfolder *f;
+	uint32_t n = 4 + (uint32_t)huge;
 
-	if (s == NULL) {
-		T_CHECK(0);
-		return;
-	}
 	write_text(at("%s/cur/1700000003.M1P1Q1.h,S=2,W=4:2,S", m), "c\n");
 	write_text(at("%s/new/1700000002.M1P1Q1.h,S=2,W=4", m), "b\n");
 	write_text(at("%s/cur/1700000002.M1P1Q1.h,S=2,W=4:2,F", m), "b\n");
 	write_text(at("%s/cur/1700000002.M1P1Q0.h,S=2,W=4:2,", m), "a\n");
 	write_text(at("%s/new/1700000001.M9P1Q1.h,S=2,W=4", m), "z\n");
+	if (huge)
+		write_text(at("%s/cur/99999999999999.M1P1Q1.h,S=2,W=4:2,", m), "y\n");
 	f = mfolder_open(s, "INBOX", false);
 	T_CHECK(f != NULL);
 	if (f != NULL) {
-		T_EQ_INT(mfolder_count(f), 4);
+		T_EQ_INT(mfolder_count(f), n);
 		for (uint32_t i = 1; i <= mfolder_count(f); i++)
 			T_EQ_INT(uid_at(f, i), i);
 		T_CHECK(strncmp(mfolder_msg(f, 1)->file, "1700000001.", 11) == 0);
 		T_CHECK(strncmp(mfolder_msg(f, 2)->file, "1700000002.M1P1Q0", 17) == 0);
 		T_CHECK(strncmp(mfolder_msg(f, 3)->file, "1700000002.M1P1Q1", 17) == 0);
 		T_CHECK(strncmp(mfolder_msg(f, 4)->file, "1700000003.", 11) == 0);
+		if (huge)
+			T_CHECK(strncmp(mfolder_msg(f, 5)->file, "99999999999999.", 15) == 0);
 		mfolder_close(f);
 	}
-	/* The uidlist has four lines, one per base, and a new view agrees. */
+	/* The uidlist has a line per base, and a new view agrees. */
 	f = mfolder_open(s, "INBOX", true);
 	T_CHECK(f != NULL);
 	if (f != NULL) {
-		T_EQ_INT(mfolder_count(f), 4);
-		T_EQ_INT(mfolder_uidnext(f), 5);
+		T_EQ_INT(mfolder_count(f), n);
+		T_EQ_INT(mfolder_uidnext(f), n + 1);
 		mfolder_close(f);
 	}
-	mstore_close(s);
+}
+
+/* A message caught between new/ and cur/ (its base in both) is one message with one UID,
+ * and the order is the delivery time in the names, whichever sort ran. */
+static void test_first_numbering_twins(void)
+{
+	for (int huge = 0; huge <= 1; huge++) {
+		const char *m = fresh();
+		struct mstore *s = open_store(m);
+
+		if (s == NULL) {
+			T_CHECK(0);
+			return;
+		}
+		first_numbering(s, m, huge);
+		mstore_close(s);
+	}
 }
 
 /* A view and the APPENDs of one store read only what was added to dovecot-uidlist since
