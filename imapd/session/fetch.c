@@ -287,14 +287,13 @@ static void out_mime(bool envelope, bool extended)
 
 static void out_item(const struct item *it, const struct mmsg *m)
 {
-	char flags[1024];
 	size_t hdr;
 
 	switch (it->kind) {
-	case F_UID: out_printf("UID %u", m->uid); break;
-	case F_FLAGS: out_printf("FLAGS (%s)", imap_flag_list(m, flags, sizeof(flags))); break;
+	case F_UID: out_str("UID "); out_uint(m->uid); break;
+	case F_FLAGS: out_str("FLAGS ("); out_flag_list(m); out_str(")"); break;
 	case F_INTERNALDATE: out_str("INTERNALDATE "); out_date(m->internal_date); break;
-	case F_SIZE: out_printf("RFC822.SIZE %llu", (unsigned long long)m->size); break;
+	case F_SIZE: out_str("RFC822.SIZE "); out_uint(m->size); break;
 	case F_MODSEQ: out_printf("MODSEQ (%llu)", (unsigned long long)m->modseq); break;
 	case F_ENVELOPE: out_str("ENVELOPE "); out_mime(true, false); break;
 	case F_BODY: out_str("BODY "); out_mime(false, false); break;
@@ -339,9 +338,12 @@ static bool fetch_one(uint32_t seq, const struct fetch_req *r, bool uid)
 			seen_now = true;
 		m = mfolder_msg(S.folder, seq);
 	}
-	out_printf("* %u FETCH (", seq);
+	out_str("* ");
+	out_uint(seq);
+	out_str(" FETCH (");
 	if ((uid || S.qresync) && !has_kind(r, F_UID)) {
-		out_printf("UID %u", m->uid);
+		out_str("UID ");
+		out_uint(m->uid);
 		first = false;
 	}
 	for (size_t i = 0; i < r->n; i++) {
@@ -351,9 +353,9 @@ static bool fetch_one(uint32_t seq, const struct fetch_req *r, bool uid)
 		first = false;
 	}
 	if (seen_now && !has_kind(r, F_FLAGS)) {
-		char flags[1024];
-
-		out_printf(" FLAGS (%s)", imap_flag_list(m, flags, sizeof(flags)));
+		out_str(" FLAGS (");
+		out_flag_list(m);
+		out_str(")");
 	}
 	if ((S.condstore && !has_kind(r, F_MODSEQ)) && (r->changedsince || seen_now))
 		out_printf(" MODSEQ (%llu)", (unsigned long long)m->modseq);

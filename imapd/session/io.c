@@ -127,6 +127,18 @@ void out_raw(const void *p, size_t n)
 	}
 }
 
+void out_uint(unsigned long long v)
+{
+	char digits[20];
+	size_t n = sizeof(digits);
+
+	do {
+		digits[--n] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v != 0);
+	out_raw(digits + n, sizeof(digits) - n);
+}
+
 void out_str(const char *s)
 {
 	out_raw(s, strlen(s));

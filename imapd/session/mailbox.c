@@ -18,23 +18,26 @@ static const struct { unsigned bit; const char *name; } sysflags[] = {
 	{ MSF_SEEN, "\\Seen" }, { MSF_DRAFT, "\\Draft" }, { MSF_RECENT, "\\Recent" },
 };
 
-const char *imap_flag_list(const struct mmsg *m, char *out, size_t outlen)
+void out_flag_list(const struct mmsg *m)
 {
 	const char *const *kw;
-	size_t nkw = S.folder ? mfolder_keywords(S.folder, &kw) : 0, len = 0;
+	size_t nkw = S.folder ? mfolder_keywords(S.folder, &kw) : 0;
+	bool first = true;
 
-	out[0] = '\0';
 	for (size_t i = 0; i < sizeof(sysflags) / sizeof(sysflags[0]); i++)
-		if (m->flags & sysflags[i].bit)
-			len += (size_t)snprintf(out + len, len < outlen ? outlen - len : 0, "%s%s",
-						len ? " " : "", sysflags[i].name);
+		if (m->flags & sysflags[i].bit) {
+			if (!first)
+				out_raw(" ", 1);
+			out_str(sysflags[i].name);
+			first = false;
+		}
 	for (size_t i = 0; i < nkw && i < 32; i++)
-		if (m->keywords & (1u << i))
-			len += (size_t)snprintf(out + len, len < outlen ? outlen - len : 0, "%s%s",
-						len ? " " : "", kw[i]);
-	if (len >= outlen)
-		out[outlen - 1] = '\0';
-	return out;
+		if (m->keywords & (1u << i)) {
+			if (!first)
+				out_raw(" ", 1);
+			out_str(kw[i]);
+			first = false;
+		}
 }
 
 /* One flag: a system flag bit, or a keyword index (create it when asked). */
@@ -122,12 +125,12 @@ void folder_close(void)
 static void report_flags(uint32_t seq)
 {
 	const struct mmsg *m = mfolder_msg(S.folder, seq);
-	char flags[1024];
 
 	if (m == NULL)
 		return;
-	out_printf("* %u FETCH (UID %u FLAGS (%s)", seq, m->uid,
-		   imap_flag_list(m, flags, sizeof(flags)));
+	out_printf("* %u FETCH (UID %u FLAGS (", seq, m->uid);
+	out_flag_list(m);
+	out_str(")");
 	if (S.condstore)
 		out_printf(" MODSEQ (%llu)", (unsigned long long)m->modseq);
 	out_str(")\r\n");

@@ -54,6 +54,8 @@ int io_read_command(void);
 int io_read_line(const char **line, size_t *len);
 void out_str(const char *s);
 void out_raw(const void *p, size_t n);
+/* A number in decimal (FETCH of a large folder writes several per message: no printf). */
+void out_uint(unsigned long long v);
 void out_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void out_astring(const char *s);	/* atom, quoted or literal as needed */
 void out_nstring(const char *s, size_t len);	/* NIL for NULL */
@@ -80,7 +82,8 @@ uint32_t *folder_uids(size_t *n);
 void report_expunged(const struct mfolder_changes *ch, const uint32_t *before, size_t nbefore);
 /* "* VANISHED (EARLIER) set" for the UIDs of set (NULL: 1:uidnext-1) that do not exist. */
 void report_vanished_earlier(const struct seqset *set);
-const char *imap_flag_list(const struct mmsg *m, char *out, size_t outlen);
+/* A message's flags and keywords, space-separated, written to the client. */
+void out_flag_list(const struct mmsg *m);
 /* Parse a flag list / single flag into system flags and keyword indexes of the folder. */
 int parse_flags(const struct imaparg *a, unsigned *flags, uint32_t *keywords, bool create);
 

@@ -122,12 +122,12 @@ static void store(const struct imaparg *a, bool uid)
 		}
 		m = mfolder_msg(S.folder, seqs[i]);
 		if (!silent || (unchanged && S.condstore)) {
-			char fl[1024];
-
 			out_printf("* %u FETCH (", seqs[i]);
 			if (uid || S.qresync)	/* RFC 7162 §3.2.4: UID with QRESYNC */
 				out_printf("UID %u ", m->uid);
-			out_printf("FLAGS (%s)", imap_flag_list(m, fl, sizeof(fl)));
+			out_str("FLAGS (");
+			out_flag_list(m);
+			out_str(")");
 			if (S.condstore)
 				out_printf(" MODSEQ (%llu)", (unsigned long long)m->modseq);
 			out_str(")\r\n");
