@@ -97,13 +97,15 @@ unit: $(UNIT_BIN)
 e2e: all
 	$(PYTHON) -m pytest -q tests/e2e
 
-# The same end-to-end suite against the sanitizer build. Reports of processes that are not
-# chrooted land in build-asan/asan-logs; any report fails the run.
+# The same end-to-end suite against the sanitizer build. Reports land in build-asan/asan-logs
+# (those of chrooted daemons and sessions by way of the sandbox's master-start.err, see
+# tests/sandbox); any report fails the run.
 e2e-asan:
 	$(MAKE) BUILD=build-asan SAN=1 all
 	rm -rf build-asan/asan-logs && mkdir -p build-asan/asan-logs
 	ASAN_OPTIONS=log_path=$(CURDIR)/build-asan/asan-logs/asan:detect_leaks=0 \
 	UBSAN_OPTIONS=log_path=$(CURDIR)/build-asan/asan-logs/ubsan:print_stacktrace=1 \
+	POSTERN_SANDBOX_SANITIZER_DIR=$(CURDIR)/build-asan/asan-logs \
 	POSTERN_BUILD=$(CURDIR)/build-asan $(PYTHON) -m pytest -q tests/e2e
 	@if ls build-asan/asan-logs/* >/dev/null 2>&1; then cat build-asan/asan-logs/*; exit 1; fi
 
