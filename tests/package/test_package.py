@@ -357,11 +357,12 @@ def start_mariadb(host):
 def test_configure_and_start(host):
     start_mariadb(host)
     # The administrator's edits, which the upgrade must keep: credentials in sql.conf, a
-    # host name and a log file in postern.conf.
+    # host name, a log file and a relay host (SINK_PORT) in postern.conf.
     host.sh(f"sed -i 's/^password = CHANGE-ME$/password = {DB_PASSWORD}/' "
             "/etc/postern/sql.conf")
     host.sh("printf '\\n# package test\\nmyhostname = mail.example.test\\n"
-            "log_file = /var/log/postern.log\\n' >> /etc/postern/postern.conf")
+            "log_file = /var/log/postern.log\\n"
+            f"relayhost = [127.0.0.1]:{SINK_PORT}\\n' >> /etc/postern/postern.conf")
     assert host.sh("stat -c '%a %U' /etc/postern/sql.conf").stdout.split() == \
         ["600", "postern-auth"]
     # From here on, act like a host running sysvinit in runlevel 2: invoke-rc.d lets the
@@ -376,6 +377,47 @@ def test_configure_and_start(host):
     assert re.search(r"running \(pid \d+\)\nrc=0", res.stdout), res.stdout
     host.sh(f"postern admin domain add {DOMAIN} && "
             f"echo '{PASSWORD}' | postern admin user add {USER} --password-stdin")
+
+
+# The relay host: takes one message over SMTP, prints GOT and its envelope, and exits.
+SINK_PORT = 2525
+SINK = r"""
+import socket, sys
+srv = socket.socket()
+srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind(("127.0.0.1", int(sys.argv[1])))
+srv.listen(1)
+print("LISTENING", flush=True)
+srv.settimeout(60)
+conn, _ = srv.accept()
+f = conn.makefile("rb")
+def say(line):
+    conn.sendall(line.encode() + b"\r\n")
+say("220 sink ESMTP")
+envelope = []
+while True:
+    line = f.readline()
+    if not line:
+        break
+    cmd = line.decode(errors="replace").strip()
+    verb = cmd.split(" ")[0].upper()
+    if verb in ("EHLO", "HELO"):
+        say("250 sink")
+    elif verb in ("MAIL", "RCPT"):
+        envelope.append(cmd)
+        say("250 ok")
+    elif verb == "DATA":
+        say("354 go on")
+        while f.readline() not in (b".\r\n", b""):
+            pass
+        say("250 queued")
+        print("GOT", " ".join(envelope), flush=True)
+    elif verb == "QUIT":
+        say("221 bye")
+        break
+    else:
+        say("250 ok")
+"""
 
 
 SMTP_CLIENT = r"""
@@ -421,6 +463,42 @@ sys.stdin.readline()
 imap.logout()
 print("DONE", flush=True)
 """
+
+
+# POP3 over 110 + STLS, logged in, held open until told to finish: its login process (the
+# TLS proxy) and its session are inspected with the others.
+POP3_CLIENT = r"""
+import poplib, ssl, sys
+user, password = sys.argv[1:3]
+ctx = ssl.create_default_context()
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+pop = poplib.POP3("127.0.0.1", 110, timeout=30)
+pop.stls(context=ctx)
+pop.user(user)
+pop.pass_(password)
+count, size = pop.stat()
+print("READY", count, flush=True)
+sys.stdin.readline()
+pop.quit()
+print("DONE", flush=True)
+"""
+
+
+def holding_pop3(host, then):
+    """Run then() while a POP3 client is logged in."""
+    pop = host.py_net(POP3_CLIENT, USER, PASSWORD, stdin=subprocess.PIPE,
+                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        line = pop.stdout.readline()
+        assert line.startswith("READY"), line + pop.stdout.read()
+        then()
+        pop.stdin.write("\n")
+        pop.stdin.flush()
+        assert pop.stdout.readline().strip() == "DONE"
+    finally:
+        pop.kill()
+        pop.wait()
 
 
 def send_and_read(host, subject, inspect=None):
@@ -472,7 +550,8 @@ def check_daemons(host):
     procs = host.processes()
     names = {name for name, _ in procs.values()}
     for needed in ["postern-master", "postern-authd", "postern-queue", "postern-qmgr",
-                   "postern-smtpd", "postern-imap-login", "postern-imap"]:
+                   "postern-smtpd", "postern-imap-login", "postern-imap",
+                   "postern-pop3-login", "postern-pop3", "postern-smtp"]:
         assert needed in names, f"{needed} is not running: {sorted(names)}"
     problems = []
     for pid, (name, proot) in sorted(procs.items()):
@@ -518,6 +597,21 @@ def check_chroot(host):
     assert not bad, "\n".join(bad)
 
 
+def test_sendmail_out_through_the_relayhost(host):
+    """sendmail(1) of the package, pickup, qmgr and the smtp agent to the relay host."""
+    sink = host.py_net(SINK, str(SINK_PORT), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        assert sink.stdout.readline().strip() == "LISTENING"
+        host.sh("printf 'Subject: out\\n\\nto the world\\n' | "
+                "sendmail -f root@mail.example.test someone@remote.test")
+        out, _ = sink.communicate(timeout=60)
+    finally:
+        sink.kill()
+        sink.wait()
+    assert "GOT" in out and "<someone@remote.test>" in out, out + \
+        host.sh("tail -n 30 /var/log/postern.log", check=False).stdout
+
+
 def test_mail_through_port_25_and_imap(host):
     # One more message, to root: local delivery (postern-local) runs too while the
     # daemons are inspected.
@@ -527,7 +621,8 @@ def test_mail_through_port_25_and_imap(host):
     assert sent.returncode == 0, out
     wait_until(lambda: os.path.exists(host.path("/var/mail/root")), 20, "local delivery")
     send_and_read(host, "package test 1",
-                  inspect=lambda: (check_daemons(host), check_chroot(host)))
+                  inspect=lambda: holding_pop3(host, lambda: (check_daemons(host),
+                                                              check_chroot(host))))
     maildir = host.path(f"/var/mail/vhosts/{DOMAIN}/alice/Maildir")
     assert os.stat(maildir).st_uid == 5000
 
