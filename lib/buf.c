@@ -83,14 +83,11 @@ int buf_append_char(struct buf *b, char c)
 
 int buf_append_u64(struct buf *b, unsigned long long v)
 {
-	char digits[20];
-	size_t n = sizeof(digits);
+	char digits[DEC_U64_SIZE];
+	size_t len;
+	const char *p = dec_u64(digits, v, &len);
 
-	do {
-		digits[--n] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v != 0);
-	return buf_append(b, digits + n, sizeof(digits) - n);
+	return buf_append(b, p, len);
 }
 
 int buf_printf(struct buf *b, const char *fmt, ...)

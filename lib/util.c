@@ -74,6 +74,18 @@ int str_copy(char *dst, size_t dstsize, const char *src)
 	return 0;
 }
 
+const char *dec_u64(char out[DEC_U64_SIZE], unsigned long long v, size_t *len)
+{
+	size_t n = DEC_U64_SIZE;
+
+	do {
+		out[--n] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v != 0);
+	*len = DEC_U64_SIZE - n;
+	return out + n;
+}
+
 int str_fmt(char *dst, size_t dstsize, const char *fmt, ...)
 {
 	va_list ap;

@@ -21,6 +21,10 @@ char *xstrndup(const char *s, size_t n);
 
 /* Copy src into dst[dstsize] always NUL-terminated; returns -1 if src did not fit. */
 int str_copy(char *dst, size_t dstsize, const char *src);
+/* v in decimal, without printf (hot loops write many numbers): the digits are placed at the
+ * end of out; returns where they start, *len their count. */
+#define DEC_U64_SIZE 20
+const char *dec_u64(char out[DEC_U64_SIZE], unsigned long long v, size_t *len);
 /* snprintf that returns -1 on truncation or error instead of a length. */
 int str_fmt(char *dst, size_t dstsize, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));

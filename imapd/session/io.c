@@ -129,14 +129,11 @@ void out_raw(const void *p, size_t n)
 
 void out_uint(unsigned long long v)
 {
-	char digits[20];
-	size_t n = sizeof(digits);
+	char digits[DEC_U64_SIZE];
+	size_t len;
+	const char *p = dec_u64(digits, v, &len);
 
-	do {
-		digits[--n] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v != 0);
-	out_raw(digits + n, sizeof(digits) - n);
+	out_raw(p, len);
 }
 
 void out_str(const char *s)

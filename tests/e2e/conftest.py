@@ -13,6 +13,7 @@
 Set POSTERN_E2E_KEEP=1 to keep the sandbox directories after the run for post-mortems.
 """
 
+import contextlib
 import grp
 import importlib.machinery
 import importlib.util
@@ -75,6 +76,26 @@ def fill(path, leave):
         except OSError:
             pass
     return path
+
+
+@contextlib.contextmanager
+def sandbox_on_tmpfs(prefix, sets, size="2m"):
+    """A started Sandbox whose spool is a small tmpfs (disk-full tests; needs root)."""
+    sb = Sandbox(make_world_dir(prefix), sets)
+    spool = os.path.join(sb.dir, "spool")
+    os.makedirs(spool)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=755", "tmpfs", spool],
+                   check=True)
+    try:
+        sb.start()
+        yield sb, spool
+    finally:
+        try:
+            finish_sandbox(sb)
+        finally:
+            subprocess.run(["umount", "-l", spool], check=False)
+            if not KEEP:
+                shutil.rmtree(sb.dir, ignore_errors=True)
 
 
 def free_ports(n):

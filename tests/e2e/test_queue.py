@@ -10,9 +10,7 @@ huge queue_minfree, one whose spool is a 2 MiB tmpfs (disk full), and one for th
 
 import glob
 import os
-import pwd
 import random
-import shutil
 import signal
 import stat
 import subprocess
@@ -22,7 +20,7 @@ import time
 import pytest
 
 import postern_ipc as ipc
-from conftest import (BINDIR, KEEP, PYTHON, Sandbox, fill, finish_sandbox, make_world_dir,
+from conftest import (BINDIR, PYTHON, fill, finish_sandbox, sandbox_on_tmpfs,
                       service_children, start_sandbox, uid_of, wait_until)
 
 CREATE, COMMIT, ABORT = 20, 21, 22
@@ -413,14 +411,8 @@ def test_queue_minfree_refuses_create():
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")
 def test_disk_full_is_tempfail():
-    sb = Sandbox(make_world_dir("postern-queue-full-"),
-                 ["qmgr_enable=no", "message_size_limit=64k", "maildrop_scan_interval=1s"])
-    spool = os.path.join(sb.dir, "spool")
-    os.makedirs(spool)
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m,mode=755", "tmpfs", spool],
-                   check=True)
-    try:
-        sb.start()
+    with sandbox_on_tmpfs("postern-queue-full-", ["qmgr_enable=no", "message_size_limit=64k",
+                                                  "maildrop_scan_interval=1s"]) as (sb, spool):
         wait_queue_ready(sb)
         pid = queue_pid(sb)
         # 1. A writer that runs out of space: its file is refused and removed.
@@ -453,13 +445,6 @@ def test_disk_full_is_tempfail():
         assert not os.path.exists(md)
         assert queue_pid(sb) == pid, "the queue daemon restarted"
         assert "warning: not enough free space" in sb.log_text()
-    finally:
-        try:
-            finish_sandbox(sb)
-        finally:
-            subprocess.run(["umount", "-l", spool], check=False)
-            if not KEEP:
-                shutil.rmtree(sb.dir, ignore_errors=True)
 
 
 # ---- crash test: kill -9 the queue daemon while 20 clients commit ------------------------------

@@ -23,12 +23,11 @@ import re
 import shutil
 import stat
 import subprocess
-import tempfile
 import time
 
 import pytest
 
-from conftest import (BINDIR, KEEP, Sandbox, fill, finish_sandbox, make_world_dir,
+from conftest import (BINDIR, fill, finish_sandbox, make_world_dir, sandbox_on_tmpfs,
                       start_sandbox, wait_until)
 
 DOMAIN = "sendmail.test"
@@ -577,14 +576,8 @@ def test_newaliases_good_and_bad(ssb, installed):
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")
 def test_full_spool_is_tempfail(installed):
-    sb = Sandbox(make_world_dir("postern-sendmail-full-"),
-                 ["qmgr_enable=no", "message_size_limit=256k", "maildrop_scan_interval=1s"])
-    spool = os.path.join(sb.dir, "spool")
-    os.makedirs(spool)
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m,mode=755", "tmpfs", spool],
-                   check=True)
-    try:
-        sb.start()
+    with sandbox_on_tmpfs("postern-sendmail-full-", ["qmgr_enable=no", "message_size_limit=256k",
+                                                     "maildrop_scan_interval=1s"]) as (sb, spool):
         md = os.path.join(spool, "maildrop")
         filler = fill(os.path.join(spool, "filler"), 64 << 10)
         body = b"Subject: full\n\n" + (b"z" * 999 + b"\n") * 200
@@ -601,10 +594,3 @@ def test_full_spool_is_tempfail(installed):
                                      rf"uid={NOBODY.pw_uid} from=<nobody@", sb.log_text()),
                    15, what="the pickup line")
         wait_until(lambda: listdir(md) == [], 10, what="maildrop/ to empty")
-    finally:
-        try:
-            finish_sandbox(sb)
-        finally:
-            subprocess.run(["umount", "-l", spool], check=False)
-            if not KEEP:
-                shutil.rmtree(sb.dir, ignore_errors=True)
