@@ -7,8 +7,9 @@
 # their queue (Postfix's cleanup and Postern's queue daemon both fsync before the 250) and do
 # nothing else: Postfix puts every message on hold (smtpd_end_of_data_restrictions =
 # check_client_access static:HOLD, so its cleanup writes to hold/ and wakes no qmgr), and
-# Postern has no qmgr yet, so neither spends CPU on delivery during the run. Postfix's smtpd is not chrooted here so it can reach
-# the sandbox's MariaDB socket. Load: Postfix's smtp-source (no pipelining), MESSAGES
+# Postern runs without its qmgr (qmgr_enable=no: the queue only commits into incoming/), so
+# neither spends CPU on delivery during the run. Postfix's smtpd is not chrooted here so it
+# can reach the sandbox's MariaDB socket. Load: Postfix's smtp-source (no pipelining), MESSAGES
 # messages of SIZE bytes, for 1 and for 20 concurrent sessions.
 #
 # This reconfigures the machine's system Postfix (/etc/postfix); it stops it afterwards.
@@ -32,13 +33,14 @@ fi
 
 cleanup() {
 	postfix stop >/dev/null 2>&1 || true
+	postsuper -d ALL >/dev/null 2>&1 || true	# the run's held messages
 	"$REPO/tests/sandbox" stop "$DIR" >/dev/null 2>&1 || true
 	rm -rf "$DIR"
 }
 trap cleanup EXIT
 
 # --- Postern, in the sandbox -----------------------------------------------------------------
-POSTERN_BUILD=$BUILD "$REPO/tests/sandbox" start "$DIR" >/dev/null
+POSTERN_BUILD=$BUILD "$REPO/tests/sandbox" start "$DIR" --set qmgr_enable=no >/dev/null
 set -a; . "$DIR/env"; set +a
 ADMIN="$BUILD/postern admin -c $POSTERN_CONF"
 $ADMIN domain add bench.test >/dev/null
