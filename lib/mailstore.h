@@ -145,6 +145,18 @@ int mfolder_msg_open(struct mfolder *f, uint32_t seq);
 /* Set the flags and keywords of message seq (renames its file; modseq goes up). */
 int mfolder_set_flags(struct mfolder *f, uint32_t seq, unsigned flags, uint32_t keywords);
 
+/* The same for many messages under one uidlist lock and with one index append (a STORE on
+ * a range, POP3's QUIT): each entry's err is 0 or an errno (ENOENT: expunged meanwhile;
+ * EINVAL: no such message or keyword). -1 only when nothing could be done (read-only view,
+ * lock not taken: every err set); the store's error names the first failure. */
+struct mfolder_flag_set {
+	uint32_t seq;
+	unsigned flags;
+	uint32_t keywords;
+	int err;		/* out */
+};
+int mfolder_set_flags_many(struct mfolder *f, struct mfolder_flag_set *sets, size_t n);
+
 /* Remove every message with MSF_DELETED (uids: when not NULL, only those in the sorted
  * list, for UID EXPUNGE). The expunged sequence numbers are reported through ch as by
  * sync. */

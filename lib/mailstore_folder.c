@@ -428,49 +428,95 @@ int mfolder_keyword_index(struct mfolder *f, const char *name, bool create)
 
 /* ---- flags, expunges, message files ------------------------------------------------- */
 
-int mfolder_set_flags(struct mfolder *f, uint32_t seq, unsigned flags, uint32_t keywords)
+/* The flags a set asks for, or an errno when it cannot be applied. */
+static int wanted_flags(const struct mfolder *f, const struct mfolder_flag_set *set,
+			struct ms_flags *fl)
 {
-	struct ms_msg *m = seq >= 1 && seq <= f->count ? &f->msgs[seq - 1] : NULL;
-	struct ms_flags fl;
-	struct ms_lock l;
-	struct buf line;
-	int rc;
+	const struct ms_msg *m = set->seq >= 1 && set->seq <= f->count ? &f->msgs[set->seq - 1] :
+				 NULL;
 
-	if (m == NULL)
-		return ms_fail(f->s, EINVAL, "no message %u", seq);
-	if (f->readonly)
-		return ms_fail(f->s, EROFS, "%s is read-only", f->name);
+	if (m == NULL || (set->keywords >> MS_MAX_KEYWORDS) != 0)
+		return EINVAL;
 	for (size_t i = 0; i < MS_MAX_KEYWORDS; i++)
-		if ((keywords & (1u << i)) && f->kw.names[i] == NULL)
-			return ms_fail(f->s, EINVAL, "no keyword %zu", i);
-	if (keywords >> MS_MAX_KEYWORDS)
-		return ms_fail(f->s, EINVAL, "no such keyword");
-	fl = m->fl;
-	fl.flags = flags & STORED_FLAGS;
-	fl.keywords = keywords;
-	if (ms_flags_eq(&fl, &m->fl))
-		return 0;
-	if (ms_folder_lock(f, &l) < 0)
+		if ((set->keywords & (1u << i)) && f->kw.names[i] == NULL)
+			return EINVAL;
+	*fl = m->fl;
+	fl->flags = set->flags & STORED_FLAGS;
+	fl->keywords = set->keywords;
+	return 0;
+}
+
+/* Under the lock: rename message m to fl, give it the next mod-sequence, note its line. */
+static int apply_flags(struct mfolder *f, struct ms_msg *m, const struct ms_flags *fl,
+		       struct buf *lines)
+{
+	if (ms_msg_rename(f, m, fl, true) < 0)
+		return errno != 0 ? errno : EIO;
+	m->m.modseq = ++f->highestmodseq;
+	m->m.flags = fl->flags | (m->m.flags & MSF_RECENT);
+	m->m.keywords = fl->keywords;
+	m->dirty = false;
+	(void)ms_msg_index_line(lines, m);
+	return 0;
+}
+
+int mfolder_set_flags_many(struct mfolder *f, struct mfolder_flag_set *sets, size_t n)
+{
+	struct ms_flags *want = xreallocarray(NULL, n ? n : 1, sizeof(*want));
+	bool *change = xcalloc(n ? n : 1, sizeof(*change));
+	struct ms_lock l;
+	struct buf lines;
+	size_t todo = 0, first_err = n;
+
+	for (size_t i = 0; i < n; i++) {
+		sets[i].err = f->readonly ? EROFS : wanted_flags(f, &sets[i], &want[i]);
+		change[i] = sets[i].err == 0 && !ms_flags_eq(&want[i], &f->msgs[sets[i].seq - 1].fl);
+		todo += change[i];
+	}
+	if (todo > 0 && ms_folder_lock(f, &l) < 0) {
+		int e = errno;
+
+		for (size_t i = 0; i < n; i++)
+			if (change[i])
+				sets[i].err = e;
+		free(want);
+		free(change);
 		return -1;
-	rc = ms_msg_rename(f, m, &fl, true);
-	if (rc < 0) {
-		(void)ms_fail_errno(f->s, "rename", m->file);
-	} else {
+	}
+	if (todo > 0) {
 		if (ms_index_refresh(f->dir_fd, &f->ix, f->uidvalidity) < 0)
 			msg_warn("mailstore: %s/%s: %s", f->name, MS_INDEX, strerror(errno));
 		if (f->ix.highestmodseq > f->highestmodseq)
 			f->highestmodseq = f->ix.highestmodseq;
-		m->m.modseq = ++f->highestmodseq;
-		m->m.flags = fl.flags | (m->m.flags & MSF_RECENT);
-		m->m.keywords = fl.keywords;
-		m->dirty = false;
-		buf_init(&line, 4096);
-		if (ms_msg_index_line(&line, m) < 0 || ms_index_append(f->dir_fd, &f->ix, &line) < 0)
+		buf_init(&lines, MS_INDEX_MAX);
+		for (size_t i = 0; i < n; i++)
+			if (change[i])
+				sets[i].err = apply_flags(f, &f->msgs[sets[i].seq - 1], &want[i], &lines);
+		if (ms_index_append(f->dir_fd, &f->ix, &lines) < 0)
 			msg_warn("mailstore: %s/%s: %s", f->name, MS_INDEX, strerror(errno));
-		buf_free(&line);
+		buf_free(&lines);
+		ms_lock_release(&l);
 	}
-	ms_lock_release(&l);
-	return rc;
+	free(want);
+	free(change);
+	for (size_t i = 0; i < n && first_err == n; i++)
+		if (sets[i].err != 0)
+			first_err = i;
+	if (first_err < n)
+		(void)ms_fail(f->s, sets[first_err].err, "message %u: %s", sets[first_err].seq,
+			      strerror(sets[first_err].err));
+	return f->readonly && n > 0 ? -1 : 0;
+}
+
+int mfolder_set_flags(struct mfolder *f, uint32_t seq, unsigned flags, uint32_t keywords)
+{
+	struct mfolder_flag_set set = { .seq = seq, .flags = flags, .keywords = keywords };
+
+	if (mfolder_set_flags_many(f, &set, 1) < 0 || set.err != 0) {
+		errno = set.err;
+		return -1;
+	}
+	return 0;
 }
 
 static int cmp_u32(const void *a, const void *b)

@@ -30,11 +30,99 @@ static void internal_error(const char *what)
 
 /* ---- STORE ---------------------------------------------------------------------------- */
 
+/* What a STORE asks for, and what it found modified (UNCHANGEDSINCE). */
+struct store_req {
+	const uint32_t *seqs;
+	size_t n;
+	int mode;		/* '+', '-' or '=' */
+	unsigned flags;
+	uint32_t keywords;
+	unsigned long long unchanged;
+	bool uid, silent;
+	uint32_t modified[1024];
+	size_t nmod;
+};
+
+/* The new flags of message m under the request. */
+static void store_target(const struct store_req *r, const struct mmsg *m, unsigned *nf,
+			 uint32_t *nk)
+{
+	*nf = r->mode == '+' ? m->flags | r->flags : r->mode == '-' ? m->flags & ~r->flags
+	      : (m->flags & MSF_RECENT) | r->flags;
+	*nk = r->mode == '+' ? m->keywords | r->keywords
+	      : r->mode == '-' ? m->keywords & ~r->keywords : r->keywords;
+}
+
+static void store_report(const struct store_req *r, uint32_t seq)
+{
+	const struct mmsg *m = mfolder_msg(S.folder, seq);
+
+	if (r->silent && !(r->unchanged && S.condstore))
+		return;
+	out_printf("* %u FETCH (", seq);
+	if (r->uid || S.qresync)	/* RFC 7162 §3.2.4: UID with QRESYNC */
+		out_printf("UID %u ", m->uid);
+	out_str("FLAGS (");
+	out_flag_list(m);
+	out_str(")");
+	if (S.condstore)
+		out_printf(" MODSEQ (%llu)", (unsigned long long)m->modseq);
+	out_str(")\r\n");
+}
+
+/* Change every message of the set at once (one lock, one index append), then report each.
+ * -1 on a real error (a message expunged meanwhile is just left out). */
+static int store_apply(struct store_req *r)
+{
+	enum { SKIP = -2, KEEP = -1 };	/* else: the message's index in sets[] */
+	struct mfolder_flag_set *sets = xreallocarray(NULL, r->n ? r->n : 1, sizeof(*sets));
+	ssize_t *what = xreallocarray(NULL, r->n ? r->n : 1, sizeof(*what));
+	size_t ns = 0;
+	int rc = 0;
+
+	for (size_t i = 0; i < r->n; i++) {
+		const struct mmsg *m = mfolder_msg(S.folder, r->seqs[i]);
+		unsigned nf;
+		uint32_t nk;
+
+		what[i] = SKIP;
+		if (m == NULL)
+			continue;
+		if (r->unchanged && m->modseq > r->unchanged) {
+			if (r->nmod < sizeof(r->modified) / sizeof(r->modified[0]))
+				r->modified[r->nmod++] = r->uid ? m->uid : r->seqs[i];
+			continue;
+		}
+		store_target(r, m, &nf, &nk);
+		what[i] = KEEP;
+		if (nf != m->flags || nk != m->keywords) {
+			what[i] = (ssize_t)ns;
+			sets[ns++] = (struct mfolder_flag_set){ .seq = r->seqs[i], .flags = nf,
+								 .keywords = nk };
+		}
+	}
+	if (ns > 0 && mfolder_set_flags_many(S.folder, sets, ns) < 0)
+		rc = -1;
+	for (size_t k = 0; k < ns && rc == 0; k++)
+		if (sets[k].err != 0 && sets[k].err != ENOENT)
+			rc = -1;
+	for (size_t i = 0; i < r->n && rc == 0; i++) {
+		if (what[i] == SKIP || (what[i] >= 0 && sets[what[i]].err == ENOENT))
+			continue;	/* (ENOENT: expunged by someone else meanwhile) */
+		store_report(r, r->seqs[i]);
+		S.deleted_count += (r->flags & MSF_DELETED) && r->mode != '-';
+	}
+	free(what);
+	free(sets);
+	return rc;
+}
+
 static void store(const struct imaparg *a, bool uid)
 {
+	struct store_req req = { .uid = uid };
 	unsigned long long unchanged = 0;
 	unsigned flags, kw_unused;
-	uint32_t keywords, *seqs, modified[1024];
+	uint32_t keywords, *seqs;
 	const struct imaparg *item;
 	size_t n, nmod = 0;
 	int mode;		/* '+', '-' or '=' */
@@ -96,49 +184,24 @@ static void store(const struct imaparg *a, bool uid)
 		reply_tagged("BAD", "Error in IMAP command STORE: Invalid messageset");
 		return;
 	}
-	for (size_t i = 0; i < n; i++) {
-		const struct mmsg *m = mfolder_msg(S.folder, seqs[i]);
-		unsigned nf;
-		uint32_t nk;
-
-		if (m == NULL)
-			continue;
-		if (unchanged && m->modseq > unchanged) {
-			if (nmod < sizeof(modified) / sizeof(modified[0]))
-				modified[nmod++] = uid ? m->uid : seqs[i];
-			continue;
-		}
-		nf = mode == '+' ? m->flags | flags : mode == '-' ? m->flags & ~flags
-			: (m->flags & MSF_RECENT) | flags;
-		nk = mode == '+' ? m->keywords | keywords : mode == '-' ? m->keywords & ~keywords
-			: keywords;
-		if ((nf != m->flags || nk != m->keywords) &&
-		    mfolder_set_flags(S.folder, seqs[i], nf, nk) < 0) {
-			if (errno == ENOENT)
-				continue;	/* expunged by someone else meanwhile */
-			free(seqs);
-			internal_error("store");
-			return;
-		}
-		m = mfolder_msg(S.folder, seqs[i]);
-		if (!silent || (unchanged && S.condstore)) {
-			out_printf("* %u FETCH (", seqs[i]);
-			if (uid || S.qresync)	/* RFC 7162 §3.2.4: UID with QRESYNC */
-				out_printf("UID %u ", m->uid);
-			out_str("FLAGS (");
-			out_flag_list(m);
-			out_str(")");
-			if (S.condstore)
-				out_printf(" MODSEQ (%llu)", (unsigned long long)m->modseq);
-			out_str(")\r\n");
-		}
-		S.deleted_count += (flags & MSF_DELETED) && mode != '-';
+	req.mode = mode;
+	req.flags = flags;
+	req.keywords = keywords;
+	req.unchanged = unchanged;
+	req.silent = silent;
+	req.seqs = seqs;
+	req.n = n;
+	if (store_apply(&req) < 0) {
+		free(seqs);
+		internal_error("store");
+		return;
 	}
+	nmod = req.nmod;
 	free(seqs);
 	if (nmod) {
 		char set[8192];
 
-		if (seqset_format(modified, nmod, set, sizeof(set)) < 0)
+		if (seqset_format(req.modified, nmod, set, sizeof(set)) < 0)
 			(void)str_copy(set, sizeof(set), "1:*");
 		reply_tagged("OK", "[MODIFIED %s] Conditional store failed.", set);
 	} else {
@@ -208,11 +271,16 @@ static void copy(const struct imaparg *a, bool uid, bool move)
 
 		if (report)
 			out_printf("* OK [COPYUID %u %s %s] Moved UIDs.\r\n", uidvalidity, sset, dset);
+		struct mfolder_flag_set *sets = xreallocarray(NULL, n ? n : 1, sizeof(*sets));
+
 		for (size_t i = 0; i < n; i++) {
 			const struct mmsg *m = mfolder_msg(S.folder, seqs[i]);
 
-			(void)mfolder_set_flags(S.folder, seqs[i], m->flags | MSF_DELETED, m->keywords);
+			sets[i] = (struct mfolder_flag_set){ .seq = seqs[i], .keywords = m->keywords,
+							     .flags = m->flags | MSF_DELETED };
 		}
+		(void)mfolder_set_flags_many(S.folder, sets, n);	/* (expunged by UID below) */
+		free(sets);
 		before = folder_uids(&nbefore);
 		if (mfolder_expunge(S.folder, src, n, &ch) == 0)
 			report_expunges(&ch, before, nbefore);

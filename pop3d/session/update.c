@@ -16,40 +16,36 @@
 #include "session.h"
 #include "util.h"
 
-/* Give message n (index) extra flags; false on a real error (a vanished one is fine). */
-static bool add_flags(uint32_t n, unsigned add)
-{
-	const struct mmsg *m = mfolder_msg(S.inbox, n + 1);
-
-	if (m == NULL || (m->flags & add) == add)
-		return true;
-	if (mfolder_set_flags(S.inbox, n + 1, (m->flags & ~MSF_RECENT) | add, m->keywords) == 0 ||
-	    errno == ENOENT)
-		return true;
-	msg_tagged("pop3", "Error: %s: cannot flag message %u: %s", S.user, n + 1,
-		   mstore_error(S.store));
-	return false;
-}
-
 /* The UPDATE state: 0, or -1 if something could not be written. */
 static int update(void)
 {
 	uint32_t *uids = xreallocarray(NULL, (size_t)S.count + 1, sizeof(uint32_t));
-	size_t nuids = 0;
+	struct mfolder_flag_set *sets = xreallocarray(NULL, (size_t)S.count + 1, sizeof(*sets));
+	size_t nuids = 0, nsets = 0;
 	bool ok = true;
 
+	/* \Deleted for DELE, \Seen for RETR: every change under one lock. */
 	for (uint32_t n = 0; n < S.count; n++) {
-		bool flagged;
+		const struct mmsg *m = mfolder_msg(S.inbox, n + 1);
+		unsigned add = S.msgs[n].deleted ? MSF_DELETED : S.msgs[n].retrieved ? MSF_SEEN : 0;
 
-		if (S.msgs[n].deleted) {
-			flagged = add_flags(n, MSF_DELETED);
-			if (flagged)
-				uids[nuids++] = mfolder_msg(S.inbox, n + 1)->uid;
-		} else {
-			flagged = !S.msgs[n].retrieved || add_flags(n, MSF_SEEN);
-		}
-		ok = ok && flagged;
+		if (m != NULL && add != 0 && (m->flags & add) != add)
+			sets[nsets++] = (struct mfolder_flag_set){ .seq = n + 1, .keywords = m->keywords,
+								   .flags = (m->flags & ~MSF_RECENT) | add };
 	}
+	if (nsets > 0 && mfolder_set_flags_many(S.inbox, sets, nsets) < 0)
+		ok = false;
+	for (size_t i = 0; i < nsets; i++)
+		if (sets[i].err != 0 && sets[i].err != ENOENT) {	/* (gone meanwhile: fine) */
+			msg_tagged("pop3", "Error: %s: cannot flag message %u: %s", S.user,
+				   sets[i].seq, strerror(sets[i].err));
+			ok = false;
+		}
+	for (uint32_t n = 0; n < S.count; n++)
+		if (S.msgs[n].deleted && mfolder_msg(S.inbox, n + 1) != NULL &&
+		    (mfolder_msg(S.inbox, n + 1)->flags & MSF_DELETED))
+			uids[nuids++] = mfolder_msg(S.inbox, n + 1)->uid;
+	free(sets);
 	if (nuids > 0 && mfolder_expunge(S.inbox, uids, nuids, NULL) < 0) {
 		msg_tagged("pop3", "Error: %s: expunge: %s", S.user, mstore_error(S.store));
 		ok = false;

@@ -680,6 +680,62 @@ static void close_views(struct mstore *s, struct mfolder *f, struct mfolder *g)
 	mstore_close(s);
 }
 
+/* Many messages at once: each gets its flags and its own mod-sequence, a message removed
+ * behind the view's back is ENOENT without stopping the others, a bad entry is EINVAL, and
+ * the other view sees it all at its next sync. */
+static void test_set_flags_many(void)
+{
+	const char *m;
+	struct mfolder *f, *g;
+	struct mstore *s = setup_views(&m, 5, &f, &g);
+	struct mfolder_flag_set sets[6];
+	struct mfolder_changes ch;
+	uint64_t before;
+
+	if (f == NULL || g == NULL) {
+		T_CHECK(0);
+		close_views(s, f, g);
+		return;
+	}
+	before = mfolder_highestmodseq(f);
+	T_EQ_INT(unlink(at("%s/cur/%s", m, mfolder_msg(f, 3)->file)), 0);
+	for (uint32_t i = 0; i < 5; i++)
+		sets[i] = (struct mfolder_flag_set){ .seq = i + 1, .flags = MSF_SEEN | MSF_FLAGGED };
+	sets[5] = (struct mfolder_flag_set){ .seq = 99, .flags = MSF_SEEN };
+	T_EQ_INT(mfolder_set_flags_many(f, sets, 6), 0);
+	T_EQ_INT(sets[0].err, 0);
+	T_EQ_INT(sets[2].err, ENOENT);
+	T_EQ_INT(sets[4].err, 0);
+	T_EQ_INT(sets[5].err, EINVAL);
+	T_EQ_INT(mfolder_msg(f, 1)->flags, MSF_SEEN | MSF_FLAGGED);
+	T_EQ_INT(mfolder_msg(f, 5)->flags, MSF_SEEN | MSF_FLAGGED);
+	T_CHECK(mfolder_msg(f, 1)->modseq > before);
+	T_CHECK(mfolder_msg(f, 2)->modseq > mfolder_msg(f, 1)->modseq);
+	T_EQ_INT(mfolder_highestmodseq(f), mfolder_msg(f, 5)->modseq);
+	T_EQ_INT(mfolder_sync(g, &ch), 0);
+	mfolder_changes_free(&ch);
+	/* (the file of UID 3 is gone: g no longer shows it) */
+	T_EQ_INT(mfolder_count(g), 4);
+	T_EQ_INT(mfolder_msg(g, mfolder_seq_of_uid(g, 4))->flags, MSF_SEEN | MSF_FLAGGED);
+	T_EQ_INT(mfolder_msg(g, mfolder_seq_of_uid(g, 4))->modseq, mfolder_msg(f, 4)->modseq);
+	/* Nothing to change: no error, nothing renamed. */
+	sets[0] = (struct mfolder_flag_set){ .seq = 1, .flags = MSF_SEEN | MSF_FLAGGED };
+	T_EQ_INT(mfolder_set_flags_many(f, sets, 1), 0);
+	T_EQ_INT(sets[0].err, 0);
+	close_views(s, f, g);
+	/* A read-only view changes nothing. */
+	s = open_store(m);
+	f = s != NULL ? mfolder_open(s, "INBOX", true) : NULL;
+	T_CHECK(f != NULL);
+	if (f != NULL) {
+		sets[0] = (struct mfolder_flag_set){ .seq = 1, .flags = 0 };
+		T_EQ_INT(mfolder_set_flags_many(f, sets, 1), -1);
+		T_EQ_INT(sets[0].err, EROFS);
+		mfolder_close(f);
+	}
+	mstore_close(s);
+}
+
 static void test_flags_seen_elsewhere(void)
 {
 	const char *m;
@@ -1791,6 +1847,7 @@ int main(void)
 	T_RUN(test_append);
 	T_RUN(test_delivery);
 	T_RUN(test_flags_seen_elsewhere);
+	T_RUN(test_set_flags_many);
 	T_RUN(test_expunge);
 	T_RUN(test_keywords);
 	T_RUN(test_keyword_holes);
