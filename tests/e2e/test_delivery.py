@@ -13,6 +13,7 @@ import email.policy
 import os
 import re
 import smtplib
+import shutil
 import socket
 import socketserver
 import subprocess
@@ -143,10 +144,12 @@ def dsb():
     except BaseException:
         finish_sandbox(sb)
         server.shutdown()
+        shutil.rmtree(aliases_dir, ignore_errors=True)
         raise
     yield sb
     finish_sandbox(sb)
     server.shutdown()
+    shutil.rmtree(aliases_dir, ignore_errors=True)
 
 
 def maildir(sb, user):
