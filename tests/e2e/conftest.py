@@ -152,6 +152,73 @@ def tls_context(ca):
     return ctx
 
 
+class CrlfClient:
+    """A client at the byte level for the CRLF line protocols (IMAP, POP3): send exact
+    bytes, read lines, STARTTLS, notice the server closing. Subclasses add the commands."""
+
+    IMPLICIT_TLS = ("imaps", "pop3s", "smtps")
+    SERVICE = None		# the subclass's plain-text port
+
+    def __init__(self, sb, service=None, timeout=15):
+        service = service or self.SERVICE
+        self.sb = sb
+        self.raw = socket.create_connection(("127.0.0.1", sb.ports[service]), timeout=timeout)
+        self.sock = self.raw
+        if service in self.IMPLICIT_TLS:
+            self.sock = tls_context(sb.ca).wrap_socket(self.raw, server_hostname="localhost")
+        self.buf = b""
+        self.greeting = self.line()
+
+    def send(self, data):
+        self.sock.sendall(data.encode() if isinstance(data, str) else data)
+
+    def _fill(self):
+        try:
+            chunk = self.sock.recv(65536)
+        except (ConnectionResetError, ssl.SSLEOFError, ssl.SSLZeroReturnError):
+            chunk = b""
+        self.buf += chunk
+        return bool(chunk)
+
+    def line(self):
+        """The next line without CRLF, or None at end of stream."""
+        while b"\n" not in self.buf:
+            if not self._fill():
+                return None
+        line, self.buf = self.buf.split(b"\n", 1)
+        assert line.endswith(b"\r"), f"line without CRLF: {line!r}"
+        return line[:-1].decode(errors="replace")
+
+    def starttls(self):
+        assert self.buf == b"", f"server sent bytes before the handshake: {self.buf!r}"
+        self.sock = tls_context(self.sb.ca).wrap_socket(self.sock, server_hostname="localhost")
+
+    def at_eof(self, timeout=5.0):
+        """True if the server closes the connection (data before it is skipped)."""
+        self.sock.settimeout(timeout)
+        try:
+            while True:
+                if not self.sock.recv(65536):
+                    return True
+        except (ConnectionResetError, BrokenPipeError, ssl.SSLEOFError,
+                ssl.SSLZeroReturnError):
+            return True
+        except (socket.timeout, TimeoutError):
+            return False
+
+    def close(self):
+        try:
+            self.sock.close()
+        finally:
+            self.raw.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
 # ---- /proc ---------------------------------------------------------------------------------
 
 class ProcInfo:

@@ -38,8 +38,9 @@ import time
 import pytest
 
 import postern_ipc as ipc
-from conftest import (BINDIR, ProcInfo, alive, finish_sandbox, make_world_dir, read_text,
-                      service_children, start_sandbox, tls_context, uid_of, gid_of, wait_until)
+from conftest import (BINDIR, CrlfClient, ProcInfo, alive, finish_sandbox, make_world_dir,
+                      read_text, service_children, start_sandbox, tls_context, uid_of, gid_of,
+                      wait_until)
 
 DOMAIN = "login.test"
 ALICE, ALICE_PW = f"alice@{DOMAIN}", "alice-Secret-1"
@@ -93,34 +94,10 @@ def sb():
 
 # ---- clients -------------------------------------------------------------------------------
 
-class Raw:
+class Raw(CrlfClient):
     """An IMAP client at the byte level: send exact bytes, read CRLF lines."""
 
-    def __init__(self, sb, service="imap", timeout=15):
-        self.sb = sb
-        self.raw = socket.create_connection(("127.0.0.1", sb.ports[service]), timeout=timeout)
-        self.sock = self.raw
-        if service == "imaps":
-            self.sock = tls_context(sb.ca).wrap_socket(self.raw, server_hostname="localhost")
-        self.buf = b""
-        self.greeting = self.line()
-
-    def send(self, data):
-        self.sock.sendall(data.encode() if isinstance(data, str) else data)
-
-    def line(self):
-        """The next line without CRLF, or None at end of stream."""
-        while b"\n" not in self.buf:
-            try:
-                chunk = self.sock.recv(65536)
-            except (ConnectionResetError, ssl.SSLEOFError, ssl.SSLZeroReturnError):
-                chunk = b""
-            if not chunk:
-                return None
-            self.buf += chunk
-        line, self.buf = self.buf.split(b"\n", 1)
-        assert line.endswith(b"\r"), f"line without CRLF: {line!r}"
-        return line[:-1].decode(errors="replace")
+    SERVICE = "imap"
 
     def cmd(self, tag, text):
         """Send "tag text" and return every line up to and including the tagged one."""
@@ -135,35 +112,6 @@ class Raw:
             lines.append(ln)
             if ln.startswith(tag + " "):
                 return lines
-
-    def starttls(self):
-        assert self.buf == b"", f"server sent bytes before the handshake: {self.buf!r}"
-        self.sock = tls_context(self.sb.ca).wrap_socket(self.sock, server_hostname="localhost")
-
-    def at_eof(self, timeout=5.0):
-        """True if the server closes the connection (data before it is skipped)."""
-        self.sock.settimeout(timeout)
-        try:
-            while True:
-                if not self.sock.recv(65536):
-                    return True
-        except (ConnectionResetError, BrokenPipeError, ssl.SSLEOFError,
-                ssl.SSLZeroReturnError):
-            return True
-        except (socket.timeout, TimeoutError):
-            return False
-
-    def close(self):
-        try:
-            self.sock.close()
-        finally:
-            self.raw.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
 
 def tls_raw(sb):

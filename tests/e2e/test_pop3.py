@@ -27,8 +27,9 @@ import time
 
 import pytest
 
-from conftest import (BINDIR, ProcInfo, children_of, finish_sandbox, gid_of, make_world_dir,
-                      service_children, start_sandbox, tls_context, uid_of, wait_until)
+from conftest import (BINDIR, CrlfClient, ProcInfo, children_of, finish_sandbox, gid_of,
+                      make_world_dir, service_children, start_sandbox, tls_context, uid_of,
+                      wait_until)
 
 DOMAIN = "pop.test"
 PASSWORD = "Pop-Secret-7"
@@ -171,37 +172,10 @@ def wire_form(data):
 
 # ---- clients -------------------------------------------------------------------------------
 
-class Pop:
+class Pop(CrlfClient):
     """A POP3 client at the byte level: send exact bytes, read CRLF lines and raw blocks."""
 
-    def __init__(self, sb, service="pop3", timeout=15):
-        self.sb = sb
-        self.raw = socket.create_connection(("127.0.0.1", sb.ports[service]), timeout=timeout)
-        self.sock = self.raw
-        if service == "pop3s":
-            self.sock = tls_context(sb.ca).wrap_socket(self.raw, server_hostname="localhost")
-        self.buf = b""
-        self.greeting = self.line()
-
-    def send(self, data):
-        self.sock.sendall(data.encode() if isinstance(data, str) else data)
-
-    def _fill(self):
-        try:
-            chunk = self.sock.recv(65536)
-        except (ConnectionResetError, ssl.SSLEOFError, ssl.SSLZeroReturnError):
-            chunk = b""
-        self.buf += chunk
-        return bool(chunk)
-
-    def line(self):
-        """The next line without CRLF, or None at end of stream."""
-        while b"\n" not in self.buf:
-            if not self._fill():
-                return None
-        line, self.buf = self.buf.split(b"\n", 1)
-        assert line.endswith(b"\r"), f"line without CRLF: {line!r}"
-        return line[:-1].decode(errors="replace")
+    SERVICE = "pop3"
 
     def cmd(self, text):
         self.send(text + "\r\n")
@@ -227,38 +201,9 @@ class Pop:
         lines = self.block().decode(errors="replace").split("\r\n")[:-1]
         return status, [ln[1:] if ln.startswith(".") else ln for ln in lines]
 
-    def starttls(self):
-        assert self.buf == b"", f"server sent bytes before the handshake: {self.buf!r}"
-        self.sock = tls_context(self.sb.ca).wrap_socket(self.sock, server_hostname="localhost")
-
     def login(self, user, pw=PASSWORD):
         assert self.cmd(f"USER {user.addr}") == "+OK"
         return self.cmd(f"PASS {pw}")
-
-    def at_eof(self, timeout=5.0):
-        """True if the server closes the connection (data before it is skipped)."""
-        self.sock.settimeout(timeout)
-        try:
-            while True:
-                if not self.sock.recv(65536):
-                    return True
-        except (ConnectionResetError, BrokenPipeError, ssl.SSLEOFError,
-                ssl.SSLZeroReturnError):
-            return True
-        except (socket.timeout, TimeoutError):
-            return False
-
-    def close(self):
-        try:
-            self.sock.close()
-        finally:
-            self.raw.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
 
 def tls_pop(sb):
