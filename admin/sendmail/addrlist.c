@@ -228,6 +228,11 @@ int rcpts_add_list(const struct sendmail *sm, struct sm_rcpts *r, const char *te
 {
 	struct collect c = { .sm = sm, .r = r, .bad = bad, .badlen = badlen };
 
+	/* The lexer hands out C strings: a NUL would silently cut an address short. */
+	if (memchr(text, '\0', len) != NULL) {
+		(void)str_copy(bad, badlen, "(a NUL byte in an address field)");
+		return -1;
+	}
 	addrlist_each(text, len, collect_one, &c);
 	return c.failed ? -1 : 0;
 }

@@ -278,6 +278,22 @@ def test_long_lines_and_include_loops_are_bounded(tmp_path):
     assert "relayhost = $a: cannot expand: $ references nested too deep" in res.stderr
 
 
+def test_nul_bytes_and_garbage_are_refused(tmp_path):
+    src = copy_fixture(tmp_path, "guide")
+    sql_cf = src / "postfix" / "mysql-virtual-mailbox-maps.cf"
+    sql_cf.write_bytes(b"user = mailuser\npassword = x\0y\nquery = SELECT 1\n")
+    res = run_import("--postfix", str(src / "postfix"), "--dovecot", str(src / "dovecot"),
+                     "-n")
+    assert res.returncode == 1
+    assert "contains a NUL byte: not a text file" in res.stderr
+
+    src = copy_fixture(tmp_path / "b", "guide")
+    (src / "dovecot" / "dovecot.conf").write_bytes(bytes(range(1, 256)) * 20)
+    res = run_import("--postfix", str(src / "postfix"), "--dovecot", str(src / "dovecot"),
+                     "-n")
+    assert res.returncode == 1 and "dovecot.conf:" in res.stderr, res.stderr
+
+
 def test_refused_values_become_not_carried_over(tmp_path):
     src = copy_fixture(tmp_path, "guide")
     main_cf = src / "postfix" / "main.cf"

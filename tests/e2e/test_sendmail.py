@@ -438,6 +438,27 @@ def test_refusals_leave_nothing(installed, dry, args, stdin, status, text):
     assert listdir(md) == []
 
 
+@pytest.mark.parametrize("what,body", [
+    ("NUL in a header", b"To: x\0@example.org\nSubject: nul\n\nbody\n"),
+    ("NUL in the body", b"To: x@example.org\n\nbo\0dy\n"),
+    ("overlong header", b"To: x@example.org\nX-Long: " + b"a" * 200000 + b"\n\nbody\n"),
+    ("binary garbage", b"To: x@example.org\n" + bytes(range(256)) * 64),
+])
+def test_hostile_input_is_refused_or_queued_valid(installed, dry, what, body):
+    """-t on hostile input: a clean refusal with nothing left behind, or a file that
+    validates as a queue file for exactly the one recipient (never a crash)."""
+    conf, md = dry
+    res = installed.run(["-t"], conf, body)
+    assert res.returncode in (0, EX_DATAERR), (what, res)
+    names = listdir(md)
+    if res.returncode == EX_DATAERR:
+        assert names == [] and res.stderr.startswith(b"sendmail: "), (what, res)
+        return
+    assert len(names) == 1, (what, names)
+    info = qfcheck(os.path.join(md, names[0]))
+    assert info["rcpt"] == "x@example.org", (what, info)
+
+
 def test_missing_maildrop_is_tempfail(ssb, installed, dry):
     conf, md = dry
     os.rmdir(md)
